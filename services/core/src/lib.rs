@@ -1,0 +1,20 @@
+//! gridwatch's domain, without I/O.
+//!
+//! - [`ids`]: the identifiers of CONTRACT.md (meters, nodes, regions, licences, gateways), parsed
+//!   once at the edge so that every later function can trust them.
+//! - [`topic`]: the MQTT topics gridwatch listens on, parsed into what they address.
+//! - [`reading`]: a meter reading and the parsers that turn a raw MQTT payload into typed
+//!   readings or typed rejections.
+//! - [`rejection`]: why a payload could not be stored as a reading (the contract's reason codes).
+//!
+//! Adapters (PostgreSQL, MQTT, HTTP) live in the `gridwatch` crate and call into this one.
+
+pub mod ids;
+pub mod reading;
+pub mod rejection;
+pub mod topic;
+
+pub use ids::{GatewayId, IdError, LicenceId, MeterId, NodeId, RegionId};
+pub use reading::{Reading, ReadingBounds};
+pub use rejection::{ReasonCode, Rejection};
+pub use topic::Topic;

@@ -1,0 +1,369 @@
+//! Configuration: a TOML file (`--config FILE`) overridden by `GRIDWATCH_*` environment
+//! variables. Every field has a documented default, so gridwatch runs with no file at all.
+//!
+//! `deploy/gridwatch.example.toml` lists every key with its default and meaning.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The whole configuration of one gridwatch process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// PostgreSQL URL (`GRIDWATCH_DATABASE_URL`). The database is created if it does not exist.
+    pub database_url: Secret,
+    /// Apply pending migrations when a service starts (`GRIDWATCH_MIGRATE`, default true).
+    pub migrate_on_start: bool,
+    /// Where the HTTP API listens (`GRIDWATCH_HTTP_ADDR`, default 127.0.0.1:8080).
+    pub http_addr: SocketAddr,
+    /// Where `gridwatch ingest` and `gridwatch detect` serve `/metrics` when they run alone
+    /// (`GRIDWATCH_METRICS_ADDR`, default 127.0.0.1:9464). `gridwatch run` serves metrics on
+    /// `http_addr` instead.
+    pub metrics_addr: SocketAddr,
+    /// The tokens file: names, roles and SHA-256 hashes (`GRIDWATCH_TOKENS_FILE`).
+    pub tokens_file: PathBuf,
+    /// Log format and filter.
+    pub log: LogConfig,
+    /// The broker connection.
+    pub mqtt: MqttConfig,
+    /// The ingest pipeline.
+    pub ingest: IngestConfig,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default) or `json` (`GRIDWATCH_LOG_FORMAT`).
+    pub format: String,
+    /// A tracing filter such as `info` or `gridwatch=debug` (`GRIDWATCH_LOG`, default `info`).
+    pub filter: String,
+}
+
+/// The MQTT broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://[user[:password]@]host[:port]` or `mqtts://...` for TLS (`GRIDWATCH_MQTT_URL`,
+    /// default `mqtt://127.0.0.1:1883`).
+    pub url: Secret,
+    /// Stable client id: the broker keeps this session's subscriptions and queued readings while
+    /// ingest is away (`GRIDWATCH_MQTT_CLIENT_ID`, default `gridwatch-ingest`). Every instance
+    /// needs its own.
+    pub client_id: String,
+    /// Broker user name, if not in the URL (`GRIDWATCH_MQTT_USERNAME`).
+    pub username: Option<String>,
+    /// Broker password, if not in the URL (`GRIDWATCH_MQTT_PASSWORD`). Never logged.
+    pub password: Option<Secret>,
+    /// Topic root (`GRIDWATCH_MQTT_TOPIC_ROOT`, default `gridwatch/v1`).
+    pub topic_root: String,
+    /// Shared-subscription group (`GRIDWATCH_MQTT_SHARE_GROUP`): when set, ingest subscribes to
+    /// `$share/<group>/...` so that several instances split the load. Unset: plain subscription.
+    pub share_group: Option<String>,
+    /// CA certificate (PEM) for `mqtts://` (`GRIDWATCH_MQTT_CA_FILE`); system roots if unset.
+    pub ca_file: Option<PathBuf>,
+    /// Keep-alive interval in seconds (default 30).
+    pub keep_alive_secs: u64,
+    /// Largest MQTT packet accepted from the broker, in bytes (default 16 MiB). Larger than
+    /// `ingest.max_payload_bytes` on purpose: an oversize message must arrive to be rejected and
+    /// acknowledged, or the broker would redeliver it forever.
+    pub max_packet_bytes: usize,
+    /// First reconnection delay in milliseconds (default 200), doubled up to
+    /// `reconnect_max_ms` (default 10000).
+    pub reconnect_min_ms: u64,
+    /// Longest reconnection delay in milliseconds.
+    pub reconnect_max_ms: u64,
+}
+
+/// The ingest pipeline's batching and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// A batch is committed when it holds this many readings and rejections (default 5000).
+    pub batch_max_items: usize,
+    /// ... or this long after its first message arrived, in milliseconds (default 50).
+    pub batch_max_delay_ms: u64,
+    /// Concurrent database writers, each with its own connection (default 2). Acks still go
+    /// out in arrival order.
+    pub writers: usize,
+    /// Messages larger than this are rejected as `payload_too_large` (default 1 MiB, which
+    /// holds a 10,000-element gateway array).
+    pub max_payload_bytes: usize,
+    /// Gateway arrays with more elements are rejected whole (default 10,000).
+    pub max_gateway_elements: usize,
+    /// Readings further in the future than this are `timestamp_out_of_range`
+    /// (seconds, default 86400: a day of clock error).
+    pub max_future_skew_secs: i64,
+    /// Readings older than this are `timestamp_out_of_range` (days, default 1100: three years
+    /// of history can be replayed; each day of readings is a partition).
+    pub max_reading_age_days: i64,
+    /// Raw payloads are kept up to this many bytes (default 65536, the contract's 64 KiB).
+    pub raw_payload_keep_bytes: usize,
+    /// Rejections kept row by row, raw payload included, per source, reason and hour
+    /// (default 1000); beyond it they are only counted (`rejection_counts`).
+    pub rejections_kept_per_source_hour: i64,
+    /// Rejections kept row by row per hour over all sources (default 100,000).
+    pub rejections_kept_per_hour: i64,
+    /// How long a stopping ingest keeps trying to commit its last batches (seconds, default 10).
+    pub shutdown_grace_secs: u64,
+}
+
+/// A value that must never appear in logs (URLs with passwords, passwords).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a sensitive value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: Secret::new("postgres://postgres@127.0.0.1:5432/gridwatch"),
+            migrate_on_start: true,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            tokens_file: PathBuf::from("deploy/tokens.dev.toml"),
+            log: LogConfig::default(),
+            mqtt: MqttConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            filter: "info,tokio_postgres=warn".into(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: Secret::new("mqtt://127.0.0.1:1883"),
+            client_id: "gridwatch-ingest".into(),
+            username: None,
+            password: None,
+            topic_root: gridwatch_core::topic::DEFAULT_TOPIC_ROOT.into(),
+            share_group: None,
+            ca_file: None,
+            keep_alive_secs: 30,
+            max_packet_bytes: 16 << 20,
+            reconnect_min_ms: 200,
+            reconnect_max_ms: 10_000,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            batch_max_items: 5000,
+            batch_max_delay_ms: 50,
+            writers: 2,
+            max_payload_bytes: 1 << 20,
+            max_gateway_elements: 10_000,
+            max_future_skew_secs: 86_400,
+            max_reading_age_days: 1100,
+            raw_payload_keep_bytes: 64 << 10,
+            rejections_kept_per_source_hour: 1000,
+            rejections_kept_per_hour: 100_000,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The batch timer as a duration.
+    pub fn batch_max_delay(&self) -> Duration {
+        Duration::from_millis(self.batch_max_delay_ms)
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("Failed to read the configuration file {path:?}"))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("Failed to parse the configuration file {path:?}"))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Applies `GRIDWATCH_*` overrides read through `var` (the environment, or a map in tests).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: String) -> anyhow::Result<T>
+        where
+            T::Err: fmt::Display,
+        {
+            value
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{name}={value:?} is not valid: {e}"))
+        }
+        if let Some(v) = var("GRIDWATCH_DATABASE_URL") {
+            self.database_url = Secret::new(v);
+        }
+        if let Some(v) = var("GRIDWATCH_MIGRATE") {
+            self.migrate_on_start = parse("GRIDWATCH_MIGRATE", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_HTTP_ADDR") {
+            self.http_addr = parse("GRIDWATCH_HTTP_ADDR", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_METRICS_ADDR") {
+            self.metrics_addr = parse("GRIDWATCH_METRICS_ADDR", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_TOKENS_FILE") {
+            self.tokens_file = PathBuf::from(v);
+        }
+        if let Some(v) = var("GRIDWATCH_LOG") {
+            self.log.filter = v;
+        }
+        if let Some(v) = var("GRIDWATCH_LOG_FORMAT") {
+            self.log.format = v;
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_URL") {
+            self.mqtt.url = Secret::new(v);
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_CLIENT_ID") {
+            self.mqtt.client_id = v;
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_USERNAME") {
+            self.mqtt.username = Some(v);
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_PASSWORD") {
+            self.mqtt.password = Some(Secret::new(v));
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_TOPIC_ROOT") {
+            self.mqtt.topic_root = v;
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_SHARE_GROUP") {
+            self.mqtt.share_group = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = var("GRIDWATCH_MQTT_CA_FILE") {
+            self.mqtt.ca_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("GRIDWATCH_INGEST_WRITERS") {
+            self.ingest.writers = parse("GRIDWATCH_INGEST_WRITERS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_INGEST_BATCH_MAX_ITEMS") {
+            self.ingest.batch_max_items = parse("GRIDWATCH_INGEST_BATCH_MAX_ITEMS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_INGEST_BATCH_MAX_DELAY_MS") {
+            self.ingest.batch_max_delay_ms = parse("GRIDWATCH_INGEST_BATCH_MAX_DELAY_MS", v)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses values that cannot work, with a message naming the key.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let root = &self.mqtt.topic_root;
+        if root.is_empty()
+            || root.ends_with('/')
+            || root.contains(['+', '#'])
+            || root.starts_with('$')
+        {
+            bail!("mqtt.topic_root {root:?} must be a topic without wildcards or trailing '/'");
+        }
+        if let Some(group) = &self.mqtt.share_group {
+            if gridwatch_core::ids::check_identifier(group).is_err() {
+                bail!("mqtt.share_group {group:?} must be an identifier (letters, digits, . _ -)");
+            }
+        }
+        if self.mqtt.client_id.is_empty() || self.mqtt.client_id.len() > 128 {
+            bail!("mqtt.client_id must be 1 to 128 characters");
+        }
+        if self.ingest.writers == 0 || self.ingest.writers > 32 {
+            bail!("ingest.writers must be between 1 and 32");
+        }
+        if self.ingest.batch_max_items == 0 {
+            bail!("ingest.batch_max_items must be at least 1");
+        }
+        if self.mqtt.max_packet_bytes <= self.ingest.max_payload_bytes {
+            bail!("mqtt.max_packet_bytes must exceed ingest.max_payload_bytes, or oversize messages could never be rejected");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be \"text\" or \"json\"");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let c = Config::default();
+        assert_eq!(
+            c.database_url.expose(),
+            "postgres://postgres@127.0.0.1:5432/gridwatch"
+        );
+        assert_eq!(c.mqtt.url.expose(), "mqtt://127.0.0.1:1883");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        c.check().expect("defaults are valid");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c: Config =
+            toml::from_str("database_url = \"postgres://x/y\"\n[mqtt]\nclient_id = \"a\"\n")
+                .expect("valid toml");
+        c.apply_env(|name| match name {
+            "GRIDWATCH_MQTT_CLIENT_ID" => Some("b".into()),
+            "GRIDWATCH_INGEST_WRITERS" => Some("3".into()),
+            _ => None,
+        })
+        .expect("valid env");
+        assert_eq!(c.database_url.expose(), "postgres://x/y");
+        assert_eq!(c.mqtt.client_id, "b");
+        assert_eq!(c.ingest.writers, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("databse_url = \"x\"").is_err());
+        let mut c = Config::default();
+        assert!(c
+            .apply_env(|n| (n == "GRIDWATCH_HTTP_ADDR").then(|| "nope".into()))
+            .is_err());
+        c.mqtt.topic_root = "a/#".into();
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::default();
+        assert!(!format!("{c:?}").contains("postgres://"));
+    }
+}

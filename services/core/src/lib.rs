@@ -5,12 +5,14 @@
 //! - [`topic`]: the MQTT topics gridwatch listens on, parsed into what they address.
 //! - [`reading`]: a meter reading and the parsers that turn a raw MQTT payload into typed
 //!   readings or typed rejections.
+//! - [`registry`]: the registry document (grid tree, meters, licences) and its validator.
 //! - [`rejection`]: why a payload could not be stored as a reading (the contract's reason codes).
 //!
 //! Adapters (PostgreSQL, MQTT, HTTP) live in the `gridwatch` crate and call into this one.
 
 pub mod ids;
 pub mod reading;
+pub mod registry;
 pub mod rejection;
 pub mod topic;
 

@@ -57,6 +57,9 @@ pub struct IngestMetrics {
     pub mqtt_reconnects: IntCounter,
     /// `gridwatch_mqtt_connected`: 1 while connected to the broker.
     pub mqtt_connected: IntGauge,
+    /// `gridwatch_mqtt_subscribed`: 1 once the broker granted every subscription of the
+    /// current connection.
+    pub mqtt_subscribed: IntGauge,
     /// `gridwatch_ingest_unacked_messages`: messages received and not yet acknowledged.
     pub unacked: IntGauge,
     /// `gridwatch_registry_meters`: meters known to the registry cache.
@@ -196,6 +199,11 @@ impl IngestMetrics {
                 r,
                 "gridwatch_mqtt_connected",
                 "1 while connected to the broker.",
+            ),
+            mqtt_subscribed: gauge(
+                r,
+                "gridwatch_mqtt_subscribed",
+                "1 once the broker granted every subscription of the current connection.",
             ),
             unacked: gauge(
                 r,

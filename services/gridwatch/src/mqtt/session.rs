@@ -196,6 +196,7 @@ impl Driver {
                         .iter()
                         .filter(|c| matches!(c, SubscribeReasonCode::Failure))
                         .count();
+                    ingest.mqtt_subscribed.set(i64::from(refused == 0));
                     if refused > 0 {
                         tracing::error!(
                             refused,
@@ -211,6 +212,7 @@ impl Driver {
                 Err(error) => {
                     self.epoch += 1;
                     ingest.mqtt_connected.set(0);
+                    ingest.mqtt_subscribed.set(0);
                     if disconnecting {
                         break;
                     }

@@ -18,11 +18,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry_readings_rejections",
-    sql: include_str!("../../../../migrations/0001_registry_readings_rejections.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry_readings_rejections",
+        sql: include_str!("../../../../migrations/0001_registry_readings_rejections.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "anomalies_history",
+        sql: include_str!("../../../../migrations/0002_anomalies_history.sql"),
+    },
+];
 
 /// Arbitrary constant naming gridwatch's migration lock.
 const MIGRATION_LOCK: i64 = 7_423_000;

@@ -1,0 +1,1 @@
+//! gridwatch-sim: a deterministic grid simulator (see README.md).

@@ -2,6 +2,7 @@
 //! services, in-process or as real processes. Everything is removed when the test ends.
 #![allow(dead_code, missing_docs)]
 
+pub mod api;
 pub mod broker;
 pub mod db;
 pub mod ingest;

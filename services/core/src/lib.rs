@@ -7,12 +7,16 @@
 //!   readings or typed rejections.
 //! - [`registry`]: the registry document (grid tree, meters, licences) and its validator.
 //! - [`rejection`]: why a payload could not be stored as a reading (the contract's reason codes).
+//! - [`regulation`]: the regime's rules as dated profiles (cap, profit tax, AIFC share).
+//! - [`calculator`]: the compliance calculator (purchases needed, profit tax, AIFC obligation).
 //!
 //! Adapters (PostgreSQL, MQTT, HTTP) live in the `gridwatch` crate and call into this one.
 
+pub mod calculator;
 pub mod ids;
 pub mod reading;
 pub mod registry;
+pub mod regulation;
 pub mod rejection;
 pub mod topic;
 

@@ -28,17 +28,50 @@ pub const MAX_TEXT_LEN: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct RegistryDocument {
     /// Regions: tariff and the 70/30 share apply per region.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub regions: Vec<Region>,
     /// Nodes of the grid tree.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub nodes: Vec<Node>,
     /// Meters, each on a node.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub meters: Vec<Meter>,
     /// Mining licences.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub licences: Vec<Licence>,
+}
+
+/// A value that must be written as a JSON object. Serde's derived structs also accept an array
+/// of their fields in order (`["east-kz", "East", 10.3]`), which would bypass the field names
+/// and so `deny_unknown_fields`: a document must name every field it sets.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with named fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visitor(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
+/// A list of entries, each a JSON object.
+fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let entries = Vec::<ObjectOnly<T>>::deserialize(deserializer)?;
+    Ok(entries.into_iter().map(|entry| entry.0).collect())
 }
 
 /// A region.
@@ -201,8 +234,9 @@ impl fmt::Display for RegistryError {
 /// (`meters[3].accuracy_pct: invalid type...`).
 pub fn parse_document(json: &[u8]) -> Result<RegistryDocument, RegistryError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let document: RegistryDocument =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let document: RegistryDocument = serde_path_to_error::deserialize(&mut deserializer)
+        .map(|document: ObjectOnly<RegistryDocument>| document.0)
+        .map_err(|e| {
             let path = e.path().to_string();
             RegistryError {
                 entry: if path == "." { "document".into() } else { path },
@@ -349,8 +383,16 @@ pub fn validate(
 
     // References. Entries of the document are named by position; stored entries that the
     // document broke (a node whose input meter moved away) by id.
+    // Sets and positions, not scans: a national document holds millions of meters.
     let document_nodes: HashSet<&str> = document.nodes.iter().map(|n| n.id.as_str()).collect();
-    let node_entry = |id: &str| match document.nodes.iter().position(|n| n.id.as_str() == id) {
+    let document_meters: HashSet<&str> = document.meters.iter().map(|m| m.id.as_str()).collect();
+    let node_positions: HashMap<&str, usize> = document
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let node_entry = |id: &str| match node_positions.get(id) {
         Some(i) => format!("nodes[{i}] ({id})"),
         None => format!("stored node {id}"),
     };
@@ -359,7 +401,7 @@ pub fn validate(
             || node
                 .input_meter
                 .as_ref()
-                .is_some_and(|m| document.meters.iter().any(|d| d.id == *m));
+                .is_some_and(|m| document_meters.contains(m.as_str()));
         if !touched {
             continue;
         }
@@ -478,6 +520,11 @@ mod tests {
                 .expect_err("bad id");
         assert!(e.entry.starts_with("regions[0]"), "{e}");
         assert!(parse_document(br#"{"zones":[]}"#).is_err());
+        // Entries and the document must name their fields.
+        assert!(parse_document(b"[]").is_err());
+        let e =
+            parse_document(br#"{"regions":[["east-kz","East",10.3]]}"#).expect_err("array entry");
+        assert!(e.entry.starts_with("regions[0]"), "{e}");
         assert!(parse_document(br#"{} {}"#).is_err());
     }
 

@@ -33,6 +33,105 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// The ingest pipeline.
     pub ingest: IngestConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// The detector.
+    pub detector: DetectorConfig,
+}
+
+/// The detector: event time, sharding and the detection parameters (each documented where it is
+/// defined, in crate gridwatch-detect).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Window length in minutes, dividing a day (default 15).
+    pub window_minutes: u32,
+    /// How late a reading may arrive and still be in its window's first evaluation: the
+    /// watermark is the newest reading time minus this (seconds, default 900). Later readings
+    /// re-evaluate their window.
+    pub allowed_lateness_secs: i64,
+    /// How often the detector looks for new readings when idle (milliseconds, default 1000).
+    pub poll_ms: u64,
+    /// Regions this detector evaluates (`GRIDWATCH_DETECTOR_REGIONS`, comma-separated); empty
+    /// means all. Detectors on disjoint region lists shard a country.
+    pub regions: Vec<String>,
+    /// Longest gap between two readings of a meter bridged by interpolation (hours, default 6).
+    pub max_gap_hours: i64,
+    /// Days of a node's history its loss model is fitted on (default 7).
+    pub history_days: i64,
+    /// Windows evaluated per region in one transaction (default 192: two days), so that a
+    /// replay makes progress in bounded steps.
+    pub max_windows_per_cycle: usize,
+    /// Readings later than this after their window's first evaluation correct the stored
+    /// balance but do not re-run the decisions (hours, default 24).
+    pub reevaluation_horizon_hours: i64,
+    /// The loss model.
+    pub loss: gridwatch_detect::loss::LossParams,
+    /// The diversion tests.
+    pub diversion: gridwatch_detect::diversion::DiversionParams,
+    /// Suspect ranking.
+    pub suspects: gridwatch_detect::suspects::SuspectParams,
+    /// Severity ladder.
+    pub severity: gridwatch_detect::finding::SeverityThresholds,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            window_minutes: 15,
+            allowed_lateness_secs: 900,
+            poll_ms: 1000,
+            regions: Vec::new(),
+            max_gap_hours: 6,
+            history_days: 7,
+            max_windows_per_cycle: 192,
+            reevaluation_horizon_hours: 24,
+            loss: Default::default(),
+            diversion: Default::default(),
+            suspects: Default::default(),
+            severity: Default::default(),
+        }
+    }
+}
+
+/// The HTTP API's limits, and the regulation it applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest request body, in bytes, on every route but the registry's (default 65536:
+    /// the contract's 64 KiB). Larger bodies get 413 `payload_too_large`.
+    pub body_limit_bytes: usize,
+    /// Largest registry document accepted by `PUT /api/v1/registry`, in bytes (default 50 MiB).
+    pub registry_body_limit_bytes: usize,
+    /// Longest time to answer a request, in seconds (`GRIDWATCH_API_REQUEST_TIMEOUT_SECS`,
+    /// default 30); a slower request gets 408.
+    pub request_timeout_secs: u64,
+    /// Longest time to import a registry document, in seconds
+    /// (`GRIDWATCH_API_REGISTRY_TIMEOUT_SECS`, default 600: millions of meters).
+    pub registry_timeout_secs: u64,
+    /// Database connections the API keeps (`GRIDWATCH_API_DB_POOL_SIZE`, default 16).
+    pub db_pool_size: usize,
+    /// Whether the API service also consumes purchases from `<root>/market/purchases`
+    /// (`GRIDWATCH_API_MQTT_PURCHASES`, default true). Its MQTT client id is
+    /// `<mqtt.client_id>-purchases`.
+    pub mqtt_purchases: bool,
+    /// A TOML file of regulation profiles (`GRIDWATCH_REGULATION_FILE`); unset, the shipped
+    /// `deploy/regulation/kazakhstan.toml` (built into the binary) applies.
+    pub regulation_file: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            body_limit_bytes: 64 << 10,
+            registry_body_limit_bytes: 50 << 20,
+            request_timeout_secs: 30,
+            registry_timeout_secs: 600,
+            db_pool_size: 16,
+            mqtt_purchases: true,
+            regulation_file: None,
+        }
+    }
 }
 
 /// Logging.
@@ -84,8 +183,11 @@ pub struct MqttConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
-    /// A batch is committed when it holds this many readings and rejections (default 5000).
+    /// A batch is committed when it holds this many readings and rejections (default 5000)...
     pub batch_max_items: usize,
+    /// ... or this many messages (default 500: half the broker's in-flight window of 1,000, so
+    /// that one batch commits while the next fills)...
+    pub batch_max_messages: usize,
     /// ... or this long after its first message arrived, in milliseconds (default 50).
     pub batch_max_delay_ms: u64,
     /// Concurrent database writers, each with its own connection (default 2). Acks still go
@@ -109,6 +211,9 @@ pub struct IngestConfig {
     pub rejections_kept_per_source_hour: i64,
     /// Rejections kept row by row per hour over all sources (default 100,000).
     pub rejections_kept_per_hour: i64,
+    /// Payload bytes ingest holds unacknowledged before it stops reading from the broker
+    /// (default 32 MiB): bounds memory whatever the message sizes.
+    pub max_held_bytes: usize,
     /// How long a stopping ingest keeps trying to commit its last batches (seconds, default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -147,6 +252,8 @@ impl Default for Config {
             log: LogConfig::default(),
             mqtt: MqttConfig::default(),
             ingest: IngestConfig::default(),
+            api: ApiConfig::default(),
+            detector: DetectorConfig::default(),
         }
     }
 }
@@ -182,6 +289,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             batch_max_items: 5000,
+            batch_max_messages: 500,
             batch_max_delay_ms: 50,
             writers: 2,
             max_payload_bytes: 1 << 20,
@@ -191,6 +299,7 @@ impl Default for IngestConfig {
             raw_payload_keep_bytes: 64 << 10,
             rejections_kept_per_source_hour: 1000,
             rejections_kept_per_hour: 100_000,
+            max_held_bytes: 32 << 20,
             shutdown_grace_secs: 10,
         }
     }
@@ -272,14 +381,47 @@ impl Config {
         if let Some(v) = var("GRIDWATCH_MQTT_CA_FILE") {
             self.mqtt.ca_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = var("GRIDWATCH_DETECTOR_REGIONS") {
+            self.detector.regions = v
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = var("GRIDWATCH_DETECTOR_ALLOWED_LATENESS_SECS") {
+            self.detector.allowed_lateness_secs =
+                parse("GRIDWATCH_DETECTOR_ALLOWED_LATENESS_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_DETECTOR_POLL_MS") {
+            self.detector.poll_ms = parse("GRIDWATCH_DETECTOR_POLL_MS", v)?;
+        }
         if let Some(v) = var("GRIDWATCH_INGEST_WRITERS") {
             self.ingest.writers = parse("GRIDWATCH_INGEST_WRITERS", v)?;
         }
         if let Some(v) = var("GRIDWATCH_INGEST_BATCH_MAX_ITEMS") {
             self.ingest.batch_max_items = parse("GRIDWATCH_INGEST_BATCH_MAX_ITEMS", v)?;
         }
+        if let Some(v) = var("GRIDWATCH_INGEST_BATCH_MAX_MESSAGES") {
+            self.ingest.batch_max_messages = parse("GRIDWATCH_INGEST_BATCH_MAX_MESSAGES", v)?;
+        }
         if let Some(v) = var("GRIDWATCH_INGEST_BATCH_MAX_DELAY_MS") {
             self.ingest.batch_max_delay_ms = parse("GRIDWATCH_INGEST_BATCH_MAX_DELAY_MS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_REQUEST_TIMEOUT_SECS") {
+            self.api.request_timeout_secs = parse("GRIDWATCH_API_REQUEST_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_REGISTRY_TIMEOUT_SECS") {
+            self.api.registry_timeout_secs = parse("GRIDWATCH_API_REGISTRY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_DB_POOL_SIZE") {
+            self.api.db_pool_size = parse("GRIDWATCH_API_DB_POOL_SIZE", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_MQTT_PURCHASES") {
+            self.api.mqtt_purchases = parse("GRIDWATCH_API_MQTT_PURCHASES", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_REGULATION_FILE") {
+            self.api.regulation_file = (!v.is_empty()).then(|| PathBuf::from(v));
         }
         Ok(())
     }
@@ -305,11 +447,21 @@ impl Config {
         if self.ingest.writers == 0 || self.ingest.writers > 32 {
             bail!("ingest.writers must be between 1 and 32");
         }
-        if self.ingest.batch_max_items == 0 {
-            bail!("ingest.batch_max_items must be at least 1");
+        if self.ingest.batch_max_items == 0 || self.ingest.batch_max_messages == 0 {
+            bail!("ingest.batch_max_items and ingest.batch_max_messages must be at least 1");
         }
         if self.mqtt.max_packet_bytes <= self.ingest.max_payload_bytes {
             bail!("mqtt.max_packet_bytes must exceed ingest.max_payload_bytes, or oversize messages could never be rejected");
+        }
+        if self.api.db_pool_size == 0 || self.api.request_timeout_secs == 0 {
+            bail!("api.db_pool_size and api.request_timeout_secs must be at least 1");
+        }
+        let minutes = self.detector.window_minutes;
+        if minutes == 0 || 1440 % minutes != 0 {
+            bail!("detector.window_minutes {minutes} must divide a day (1440 minutes)");
+        }
+        if self.detector.allowed_lateness_secs < 0 {
+            bail!("detector.allowed_lateness_secs must not be negative");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format must be \"text\" or \"json\"");

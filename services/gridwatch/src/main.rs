@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use gridwatch::config::Config;
 use gridwatch::metrics::Metrics;
-use gridwatch::{db, http, ingest, shutdown, telemetry};
+use gridwatch::{api, db, http, ingest, shutdown, telemetry};
 
 /// gridwatch: smart-meter theft detection for electricity grids.
 ///
@@ -31,12 +31,14 @@ enum Command {
     Migrate,
     /// Run the ingest service: MQTT meter readings into PostgreSQL, at least once.
     Ingest,
-    /// Run the detector (energy balance, quotas, mining, tampering). Not in this build yet.
+    /// Run the detector: energy balance at every node, the diversion tests, data gaps, on event
+    /// time.
     Detect,
-    /// Run the HTTP API (registry, purchases, anomalies, status). Not in this build yet.
+    /// Run the HTTP API on GRIDWATCH_HTTP_ADDR (registry, purchases, calculator, rejections,
+    /// status, /metrics, /api/v1/openapi.json) and consume purchases from MQTT.
     Api,
-    /// Run every service in one process (the small-deployment default). This build runs
-    /// ingest and serves /metrics on GRIDWATCH_HTTP_ADDR.
+    /// Run every service in one process (the small-deployment default): ingest, the detector
+    /// and the API, with /metrics on GRIDWATCH_HTTP_ADDR.
     Run,
     /// Simulate a grid and publish its readings over MQTT. Not in this build yet.
     Simulate,
@@ -47,8 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
-    /// The compliance calculator (purchases needed, profit tax, AIFC share). Not in this build yet.
-    Calc,
+    /// The compliance calculator: purchase transactions needed, profit tax and AIFC obligation
+    /// for a period, under the regulation profile in force on the date.
+    Calc(CalcArgs),
     /// The tamper-evident audit history.
     Audit {
         #[command(subcommand)]
@@ -61,9 +64,36 @@ enum Command {
     },
 }
 
+/// The calculator's inputs.
+#[derive(clap::Args)]
+struct CalcArgs {
+    /// Electricity consumed over the period, in MWh.
+    #[arg(long, allow_negative_numbers = true)]
+    consumption_mwh: f64,
+    /// Revenue over the period, in tenge.
+    #[arg(long, allow_negative_numbers = true)]
+    revenue_kzt: f64,
+    /// Costs over the period, in tenge.
+    #[arg(long, allow_negative_numbers = true)]
+    costs_kzt: f64,
+    /// Digital assets mined over the period, in units (for example BTC).
+    #[arg(long, allow_negative_numbers = true)]
+    mined_assets: f64,
+    /// Value of one unit of the asset, in tenge (to value the AIFC obligation).
+    #[arg(long, allow_negative_numbers = true)]
+    asset_value_kzt: Option<f64>,
+    /// The day whose rules apply, such as 2025-10-01 (default: today, UTC).
+    #[arg(long)]
+    date: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum RegistryCommand {
-    /// Validate and upsert a registry document (JSON). Not in this build yet.
+    /// Validate and upsert a registry document (JSON), all or nothing, as PUT /api/v1/registry
+    /// does; changes are recorded as made by `cli`.
     Import {
         /// The registry document.
         file: PathBuf,
@@ -121,21 +151,27 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest => {
-            run_ingest(config, false).await?;
+            run_services(config, &[Service::Ingest]).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            run_ingest(config, true).await?;
+            run_services(config, &[Service::Ingest, Service::Detect, Service::Api]).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Detect => not_yet("detect"),
-        Command::Api => not_yet("api"),
+        Command::Detect => {
+            run_services(config, &[Service::Detect]).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Api => {
+            run_services(config, &[Service::Api]).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Simulate => not_yet("simulate"),
         Command::Demo => not_yet("demo"),
-        Command::Calc => not_yet("calc"),
+        Command::Calc(args) => calc(args, &config),
         Command::Registry {
-            command: RegistryCommand::Import { .. },
-        } => not_yet("registry import"),
+            command: RegistryCommand::Import { file },
+        } => registry_import(&file, &config).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => not_yet("audit verify"),
@@ -146,27 +182,145 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
     }
 }
 
-/// Ingest with `/metrics` on the metrics address (or on the API address for `run`).
-async fn run_ingest(config: Config, combined: bool) -> anyhow::Result<()> {
+/// A long-running service of the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    /// MQTT readings into PostgreSQL.
+    Ingest,
+    /// The detector: balances, tests, anomalies.
+    Detect,
+    /// The HTTP API and the MQTT purchases consumer.
+    Api,
+}
+
+/// Runs `services` in this process, sharing one Metrics and one Shutdown, until SIGINT or
+/// SIGTERM, or until one of them fails (which stops the others). `/metrics` is served on the
+/// API's address when the API runs, else on the metrics address.
+async fn run_services(config: Config, services: &[Service]) -> anyhow::Result<()> {
     db::prepare(&config.database_url, config.migrate_on_start)
         .await
         .context("Failed to prepare the database")?;
     let metrics = Arc::new(Metrics::new());
     let (trigger, stop) = shutdown::channel();
-    let addr = if combined {
-        config.http_addr
+    let trigger = Arc::new(trigger);
+    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
+    if services.contains(&Service::Api) {
+        let (_bound, server) = api::serve(&config, metrics.clone(), stop.clone()).await?;
+        tasks.spawn(async move {
+            server.await.context("The API task failed")?;
+            Ok(())
+        });
     } else {
-        config.metrics_addr
-    };
-    let (bound, server) =
-        http::serve(addr, http::metrics_router(metrics.clone()), stop.clone()).await?;
-    tracing::info!(%bound, "Serving /metrics.");
+        let (bound, server) = http::serve(
+            config.metrics_addr,
+            http::metrics_router(metrics.clone()),
+            stop.clone(),
+        )
+        .await?;
+        tracing::info!(%bound, "Serving /metrics.");
+        tasks.spawn(async move {
+            server.await.context("The metrics server task failed")?;
+            Ok(())
+        });
+    }
+    if services.contains(&Service::Ingest) {
+        let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
+        tasks.spawn(async move { ingest::run(&config, metrics, stop).await });
+    }
+    if services.contains(&Service::Detect) {
+        let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
+        tasks.spawn(async move { gridwatch::detector::run(&config, metrics, stop).await });
+    }
+    let on_signal = trigger.clone();
     tokio::spawn(async move {
         shutdown::os_signal().await;
-        tracing::info!("Stopping: finishing the open batch.");
-        trigger.trigger();
+        tracing::info!("Stopping: finishing open work.");
+        on_signal.trigger();
     });
-    ingest::run(&config, metrics, stop).await?;
-    let _ = server.await;
-    Ok(())
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::new).and_then(|result| result);
+        if let Err(error) = result {
+            tracing::error!("A service failed; stopping the others: {error:#}");
+            trigger.trigger();
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// `gridwatch calc`.
+fn calc(args: CalcArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    use gridwatch_core::calculator::{calculate, CalculatorInput};
+    let regulation = gridwatch::ledger::regulation::load(config.api.regulation_file.as_deref())?;
+    let date = match api::calculator::parse_date(args.date.as_deref()) {
+        Ok(date) => date,
+        Err(message) => {
+            eprintln!("gridwatch calc: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let input = CalculatorInput {
+        consumption_mwh: args.consumption_mwh,
+        revenue_kzt: args.revenue_kzt,
+        costs_kzt: args.costs_kzt,
+        mined_assets: args.mined_assets,
+        asset_value_kzt: args.asset_value_kzt,
+        date,
+    };
+    let compliance = match calculate(&input, &regulation) {
+        Ok(compliance) => compliance,
+        Err(error) => {
+            eprintln!(
+                "gridwatch calc: --{}: {}",
+                error.field.replace('_', "-"),
+                error.message
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let answer = api::calculator::CalculatorAnswer { date, compliance };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", api::calculator::table(&input, &answer));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gridwatch registry import FILE`.
+async fn registry_import(file: &std::path::Path, config: &Config) -> anyhow::Result<ExitCode> {
+    use gridwatch::registry::store::{import_document, ImportError};
+    let started = std::time::Instant::now();
+    let bytes = std::fs::read(file).with_context(|| format!("Failed to read {file:?}"))?;
+    let document = match gridwatch_core::registry::parse_document(&bytes) {
+        Ok(document) => document,
+        Err(error) => {
+            eprintln!(
+                "gridwatch registry import: {file:?} was refused; nothing was changed:\n  {error}"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut client = db::prepare(&config.database_url, config.migrate_on_start).await?;
+    match import_document(&mut client, &document, "cli").await {
+        Ok(summary) => {
+            println!(
+                "Imported {file:?} in {:.2} s: created {} region(s), {} node(s), {} meter(s), {} licence(s); updated {} region(s), {} node(s), {} meter(s), {} licence(s); {} unchanged. Registry version {}.",
+                started.elapsed().as_secs_f64(),
+                summary.created.regions, summary.created.nodes, summary.created.meters, summary.created.licences,
+                summary.updated.regions, summary.updated.nodes, summary.updated.meters, summary.updated.licences,
+                summary.unchanged, summary.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ImportError::Invalid(errors)) => {
+            eprintln!("gridwatch registry import: {file:?} was refused ({} error(s)); nothing was changed:", errors.len());
+            for error in &errors {
+                eprintln!("  {error}");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(anyhow::Error::new(error).context("Failed to import the registry")),
+    }
 }

@@ -2,8 +2,8 @@
 //! labelled by meter (six million meters would be six million series).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use gridwatch_core::ReasonCode;
@@ -29,6 +29,67 @@ pub struct Metrics {
     pub registry: Registry,
     /// The ingest pipeline's metrics.
     pub ingest: IngestMetrics,
+    /// The detector's metrics.
+    pub detector: DetectorMetrics,
+    /// The HTTP API's metrics.
+    pub api: ApiMetrics,
+}
+
+/// Buckets for HTTP request durations, in seconds (registry imports take seconds).
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The HTTP API: requests by route template (never a raw path), purchases, refused callers.
+pub struct ApiMetrics {
+    /// `gridwatch_http_requests_total{route,method,status}`: requests answered.
+    pub requests: IntCounterVec,
+    /// `gridwatch_http_request_duration_seconds{route}`: time to answer.
+    pub request_duration: prometheus::HistogramVec,
+    /// `gridwatch_purchases_total{outcome}`: purchases submitted (HTTP and MQTT), by outcome:
+    /// `accepted`, `duplicate`, or the refusal's code.
+    pub purchases: IntCounterVec,
+    /// `gridwatch_auth_failures_total`: requests refused for a missing or unknown token.
+    pub auth_failures: IntCounter,
+}
+
+impl ApiMetrics {
+    fn new(r: &Registry) -> ApiMetrics {
+        let opts = HistogramOpts::new(
+            "gridwatch_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+        )
+        .buckets(HTTP_BUCKETS.to_vec());
+        let m = ApiMetrics {
+            requests: counter_vec(
+                r,
+                "gridwatch_http_requests_total",
+                "HTTP requests answered, by route template, method and status.",
+                &["route", "method", "status"],
+            ),
+            request_duration: register(
+                r,
+                prometheus::HistogramVec::new(opts, &["route"]).expect("valid histogram"),
+            ),
+            purchases: counter_vec(
+                r,
+                "gridwatch_purchases_total",
+                "Energy purchases submitted over HTTP and MQTT, by outcome.",
+                &["outcome"],
+            ),
+            auth_failures: counter(
+                r,
+                "gridwatch_auth_failures_total",
+                "HTTP requests refused for a missing or unknown bearer token.",
+            ),
+        };
+        // Pre-create every outcome so that rates exist (as zero) before the first purchase.
+        let refusals = crate::ledger::RefusalCode::ALL.map(|c| c.as_str());
+        for outcome in ["accepted", "duplicate"].iter().chain(refusals.iter()) {
+            m.purchases.with_label_values(&[outcome]);
+        }
+        m
+    }
 }
 
 /// Ingest: what arrives, what is stored, how fast.
@@ -62,6 +123,8 @@ pub struct IngestMetrics {
     pub mqtt_subscribed: IntGauge,
     /// `gridwatch_ingest_unacked_messages`: messages received and not yet acknowledged.
     pub unacked: IntGauge,
+    /// `gridwatch_ingest_held_bytes`: payload bytes received and not yet acknowledged.
+    pub held_bytes: IntGauge,
     /// `gridwatch_registry_meters`: meters known to the registry cache.
     pub registry_meters: IntGauge,
     /// `gridwatch_registry_reloads_total`: registry cache reloads.
@@ -107,13 +170,20 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let ingest = IngestMetrics::new(&registry);
+        let detector = DetectorMetrics::new(&registry);
+        let api = ApiMetrics::new(&registry);
         let up = gauge(
             &registry,
             "gridwatch_up",
             "1 while this gridwatch process runs.",
         );
         up.set(1);
-        Metrics { registry, ingest }
+        Metrics {
+            registry,
+            ingest,
+            detector,
+            api,
+        }
     }
 
     /// The text exposition format of every metric.
@@ -128,6 +198,151 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// The detector: event-time progress, evaluations, anomalies and the money at stake.
+pub struct DetectorMetrics {
+    /// `gridwatch_detector_watermark_timestamp_seconds{region}`.
+    pub watermark: IntGaugeVec,
+    /// `gridwatch_detector_newest_reading_timestamp_seconds{region}`.
+    pub newest_reading: IntGaugeVec,
+    /// `gridwatch_detector_windows_evaluated_total{region}`.
+    pub windows_evaluated: IntCounterVec,
+    /// `gridwatch_detector_evaluation_duration_seconds`: one cycle's evaluation of a region.
+    pub evaluation_duration: Histogram,
+    /// `gridwatch_detector_errors_total{kind}`.
+    pub errors: IntCounterVec,
+    /// `gridwatch_anomalies_open{kind,region,severity}`.
+    pub anomalies_open: IntGaugeVec,
+    /// `gridwatch_anomalies_raised_total{kind,region,severity}`.
+    pub anomalies_raised: IntCounterVec,
+    /// `gridwatch_diversion_open{region,node,severity}`: 1 per node with an open diversion.
+    pub diversion_open: IntGaugeVec,
+    /// `gridwatch_node_residual_ratio{region,node}`: residual / input of the last window, for
+    /// nodes with an open diversion only.
+    pub node_residual_ratio: GaugeVec,
+    /// `gridwatch_region_unaccounted_energy_wh{region}`.
+    pub region_unaccounted: GaugeVec,
+    /// `gridwatch_region_loss_kzt_total{region}`.
+    pub region_loss_kzt: CounterVec,
+    /// `gridwatch_region_mining_share_ratio{region}`.
+    pub region_mining_share: GaugeVec,
+    /// `gridwatch_licence_metered_wh_total{licence}`.
+    pub licence_metered_wh: CounterVec,
+    /// `gridwatch_licence_bought_wh_total{licence}`.
+    pub licence_bought_wh: CounterVec,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"),
+    )
+}
+
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        registry,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"),
+    )
+}
+
+fn float_counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    register(
+        registry,
+        CounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
+    )
+}
+
+impl DetectorMetrics {
+    fn new(r: &Registry) -> DetectorMetrics {
+        DetectorMetrics {
+            watermark: gauge_vec(
+                r,
+                "gridwatch_detector_watermark_timestamp_seconds",
+                "Event-time watermark (newest reading minus allowed lateness), Unix seconds.",
+                &["region"],
+            ),
+            newest_reading: gauge_vec(
+                r,
+                "gridwatch_detector_newest_reading_timestamp_seconds",
+                "Newest reading time the detector has seen, Unix seconds.",
+                &["region"],
+            ),
+            windows_evaluated: counter_vec(
+                r,
+                "gridwatch_detector_windows_evaluated_total",
+                "Windows evaluated (first evaluations and re-evaluations after late readings).",
+                &["region"],
+            ),
+            evaluation_duration: histogram(
+                r,
+                "gridwatch_detector_evaluation_duration_seconds",
+                "Time to evaluate one region's pending windows in one cycle.",
+                COMMIT_BUCKETS,
+            ),
+            errors: counter_vec(
+                r,
+                "gridwatch_detector_errors_total",
+                "Detector cycles that failed (retried), by kind.",
+                &["kind"],
+            ),
+            anomalies_open: gauge_vec(
+                r,
+                "gridwatch_anomalies_open",
+                "Anomalies open or under investigation whose condition still holds.",
+                &["kind", "region", "severity"],
+            ),
+            anomalies_raised: counter_vec(
+                r,
+                "gridwatch_anomalies_raised_total",
+                "Anomalies created.",
+                &["kind", "region", "severity"],
+            ),
+            diversion_open: gauge_vec(
+                r,
+                "gridwatch_diversion_open",
+                "1 for each node with an open diversion anomaly.",
+                &["region", "node", "severity"],
+            ),
+            node_residual_ratio: float_gauge_vec(
+                r,
+                "gridwatch_node_residual_ratio",
+                "Residual over input in the last window, for nodes with an open diversion.",
+                &["region", "node"],
+            ),
+            region_unaccounted: float_gauge_vec(
+                r,
+                "gridwatch_region_unaccounted_energy_wh",
+                "Energy unaccounted at the region's root nodes above expected losses, last window.",
+                &["region"],
+            ),
+            region_loss_kzt: float_counter_vec(
+                r,
+                "gridwatch_region_loss_kzt_total",
+                "Estimated loss in tenge added to anomalies.",
+                &["region"],
+            ),
+            region_mining_share: float_gauge_vec(
+                r,
+                "gridwatch_region_mining_share_ratio",
+                "Licensed mining consumption over the region's input energy, last full day.",
+                &["region"],
+            ),
+            licence_metered_wh: float_counter_vec(
+                r,
+                "gridwatch_licence_metered_wh_total",
+                "Energy metered at a licence's farm meters.",
+                &["licence"],
+            ),
+            licence_bought_wh: float_counter_vec(
+                r,
+                "gridwatch_licence_bought_wh_total",
+                "Energy a licence bought, spread over delivery intervals.",
+                &["licence"],
+            ),
+        }
     }
 }
 
@@ -209,6 +424,11 @@ impl IngestMetrics {
                 r,
                 "gridwatch_ingest_unacked_messages",
                 "Messages received and not yet acknowledged (waiting for their batch to commit).",
+            ),
+            held_bytes: gauge(
+                r,
+                "gridwatch_ingest_held_bytes",
+                "Payload bytes received and not yet acknowledged (capped by ingest.max_held_bytes).",
             ),
             registry_meters: gauge(
                 r,

@@ -29,6 +29,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "anomalies_history",
         sql: include_str!("../../../../migrations/0002_anomalies_history.sql"),
     },
+    Migration {
+        version: 3,
+        name: "ledger_api",
+        sql: include_str!("../../../../migrations/0003_ledger_api.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "detector",
+        sql: include_str!("../../../../migrations/0004_detector.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

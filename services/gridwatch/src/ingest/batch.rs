@@ -250,11 +250,11 @@ impl Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicKind {
     /// One meter's topic.
-    Meter,
+    Meter = 0,
     /// A gateway's topic.
-    Gateway,
+    Gateway = 1,
     /// Anything else.
-    Other,
+    Other = 2,
 }
 
 impl TopicKind {

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::db::partitions::PartitionCache;
 use crate::metrics::Metrics;
 use crate::mqtt::session::Backoff;
-use crate::mqtt::{broker_options, Session};
+use crate::mqtt::{broker_options, HeldBytes, Session};
 use crate::registry::{MeterDirectory, SharedDirectory};
 use crate::shutdown::Shutdown;
 use batch::Parser;
@@ -88,6 +88,7 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: Shutdown) -> 
             min: Duration::from_millis(config.mqtt.reconnect_min_ms),
             max: Duration::from_millis(config.mqtt.reconnect_max_ms),
         },
+        HeldBytes::new(config.ingest.max_held_bytes),
         metrics.clone(),
     );
     tracing::info!(

@@ -88,11 +88,12 @@ const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS staging_readings (
 const COPY: &str =
     "COPY staging_readings (seq, meter_key, ts, energy_wh, power_w) FROM STDIN (FORMAT binary)";
 
-/// Ordered by key, not arrival, so that concurrent writers lock index entries in the same order
-/// (no deadlock); `seq` last keeps the first arrival of a key as the one stored.
+/// The staging rows were copied in (meter, time, arrival) order, which a scan of the fresh
+/// temporary table returns: concurrent writers lock index entries in the same order (no
+/// deadlock), and the first arrival of a key is the one stored.
 const INSERT: &str = "WITH inserted AS (
     INSERT INTO readings (ts, energy_wh, meter_key, power_w)
-    SELECT ts, energy_wh, meter_key, power_w FROM staging_readings ORDER BY meter_key, ts, seq
+    SELECT ts, energy_wh, meter_key, power_w FROM staging_readings
     ON CONFLICT DO NOTHING RETURNING 1)
   SELECT count(*) FROM inserted";
 
@@ -206,6 +207,7 @@ pub async fn commit(
         }
     }
 
+    staged.sort_unstable_by_key(|s| (s.meter_key, batch.readings[s.index].ts, s.index));
     let days: Vec<NaiveDate> = staged
         .iter()
         .map(|s| batch.readings[s.index].ts.date_naive())

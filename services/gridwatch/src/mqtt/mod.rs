@@ -4,4 +4,4 @@ pub mod options;
 pub mod session;
 
 pub use options::{broker_options, BrokerAddress};
-pub use session::{AckHandle, Delivery, Session};
+pub use session::{AckHandle, Delivery, HeldBytes, Session};

@@ -12,6 +12,7 @@
 //! kept alive, never cancelled), so the epoch cannot change between the check and the queueing;
 //! and rumqttc drops queued acks itself when a connection fails.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub struct AckToken {
     epoch: u64,
     pkid: u16,
     qos: QoS,
+    /// Payload bytes the delivery holds until acknowledged.
+    bytes: usize,
 }
 
 impl Delivery {
@@ -51,7 +54,52 @@ impl Delivery {
             epoch: self.epoch,
             pkid: self.publish.pkid,
             qos: self.publish.qos,
+            bytes: self.publish.payload.len(),
         }
+    }
+}
+
+/// Payload bytes received and not yet acknowledged, and the most the session may hold.
+///
+/// The broker's in-flight window counts messages, not bytes: a window that keeps single-reading
+/// messages flowing would, with 1 MiB gateway arrays, hold a gigabyte. So the session stops
+/// reading from the broker while it holds more than `cap` bytes (TCP pushes back on the broker,
+/// which keeps the rest queued) and resumes as acknowledgements release them.
+#[derive(Debug)]
+pub struct HeldBytes {
+    held: AtomicUsize,
+    cap: usize,
+}
+
+impl HeldBytes {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: usize) -> Arc<HeldBytes> {
+        Arc::new(HeldBytes {
+            held: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn over_cap(&self) -> bool {
+        self.held() > self.cap
+    }
+
+    fn add(&self, bytes: usize) {
+        self.held.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn release(&self, bytes: usize) {
+        // Saturating: never wraps even if a token were released twice.
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(bytes))
+            });
     }
 }
 
@@ -97,6 +145,7 @@ impl Session {
         options: MqttOptions,
         filters: Vec<String>,
         backoff: Backoff,
+        held: Arc<HeldBytes>,
         metrics: Arc<Metrics>,
     ) -> Session {
         let (client, eventloop) = AsyncClient::new(options, 1 << 16);
@@ -106,6 +155,7 @@ impl Session {
             client,
             filters,
             backoff,
+            held,
             metrics,
             epoch: 0,
         };
@@ -125,6 +175,7 @@ struct Driver {
     client: AsyncClient,
     filters: Vec<String>,
     backoff: Backoff,
+    held: Arc<HeldBytes>,
     metrics: Arc<Metrics>,
     /// Incremented whenever a connection is lost.
     epoch: u64,
@@ -143,6 +194,22 @@ impl Driver {
         let mut acks_open = true;
         let mut disconnecting = false;
         loop {
+            // Over budget: read nothing more until acknowledgements release enough. Acks keep
+            // being queued meanwhile and go out as soon as polling resumes.
+            while acks_open && self.held.over_cap() {
+                ingest.held_bytes.set(self.held.held() as i64);
+                tokio::select! {
+                    token = acks.recv() => match token {
+                        Some(token) => self.ack(token),
+                        None => {
+                            acks_open = false;
+                            disconnecting = true;
+                            let _ = self.client.try_disconnect();
+                        }
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
             let result = {
                 let poll = eventloop.poll();
                 tokio::pin!(poll);
@@ -179,8 +246,14 @@ impl Driver {
                         tracing::error!(%error, "Failed to queue the subscriptions.");
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                Ok(Event::Incoming(Packet::Publish(mut publish))) => {
                     ingest.unacked.inc();
+                    // The payload is a slice of rumqttc's read buffer and would keep the whole
+                    // buffer alive until the message is acknowledged (after its commit): own a
+                    // copy instead, so memory follows the messages held, not the socket reads.
+                    publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
+                    self.held.add(publish.payload.len());
+                    ingest.held_bytes.set(self.held.held() as i64);
                     let delivery = Delivery {
                         publish,
                         epoch: self.epoch,
@@ -241,6 +314,7 @@ impl Driver {
 
     fn ack(&self, token: AckToken) {
         self.metrics.ingest.unacked.dec();
+        self.held.release(token.bytes);
         if token.epoch != self.epoch || token.qos == QoS::AtMostOnce {
             // Arrived on a connection that is gone: the broker redelivers it.
             return;

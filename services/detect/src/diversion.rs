@@ -1,0 +1,445 @@
+//! Diversion: a node's residual far above what its loss model expects.
+//!
+//! Two tests share a false-alarm budget, stated as "one false case per N node-days"
+//! (`false_case_every_node_days`, default 10,000: a 2,000-node region sees about one false case
+//! every five days; the acceptance grid of 20 nodes about one every 500 days):
+//!
+//! - a per-window test for large diversions: the standardised excess `z` above a threshold
+//!   `z*` with one-sided tail probability (half the budget) / (windows per day);
+//!   with the default budget z* ≈ 4.9, which with the spread floor of 0.5 % of throughput puts
+//!   the single-window floor at about 2.5 %, as DOMAIN.md predicts for class 0.5S/1 meters. A
+//!   50 MW diversion is hundreds of sigmas: flagged in the first window it shows in.
+//! - a one-sided CUSUM on the same `z` (clamped to ±4 so a single outlier cannot carry it) with
+//!   reference `k` (default 0.5: tuned to shifts of one sigma) and a threshold `h` from
+//!   Siegmund's approximation of the in-control run length (the other half of the budget).
+//!   With the defaults h ≈ 12.6, and a persistent theft of d sigmas is flagged after about
+//!   (h + 1.166) / (d - k) windows: 3 % of a feeder whose residual spreads 1 % is caught in
+//!   about 1.5 hours, 1.5 % in about 3.5 hours.
+//!
+//! A case ends when a second, downward CUSUM (reference `end_k`, threshold `end_h`) says the
+//! excess is back to normal: about `end_h / end_k` windows (2 hours by default) after the theft
+//! stops, and the case's end is dated back to where that statistic left zero. Its energy is the
+//! sum of the excess over its windows up to that point. Windows without enough data
+//! (`min_coverage`) neither flag nor clear a case; `gap_windows` of them in a row open a data
+//! gap instead.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// Tuning of the diversion tests.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiversionParams {
+    /// The false-alarm budget: one false case per this many node-days (default 10,000).
+    pub false_case_every_node_days: f64,
+    /// CUSUM reference value in sigmas (default 0.5).
+    pub cusum_k: f64,
+    /// Per-window z is clamped to ±this before entering the CUSUM (default 4).
+    pub z_clamp: f64,
+    /// Reference of the downward CUSUM that ends a case, in sigmas (default 0.5: halfway between
+    /// "normal" and a one-sigma theft).
+    pub end_k: f64,
+    /// Threshold of the downward CUSUM (default 4: a case ends about 8 windows after its excess
+    /// returns to normal; a theft of one sigma or more ends one spuriously about once in tens of
+    /// thousands of windows).
+    pub end_h: f64,
+    /// A window must also exceed this share of the node's input to be flagged alone
+    /// (default 0.01), so that a very quiet node is not flagged for a statistically significant
+    /// but trivial excess.
+    pub min_excess_fraction: f64,
+    /// Least coverage (share of fed energy read rather than imputed) to test a window
+    /// (default 0.9).
+    pub min_coverage: f64,
+    /// Consecutive windows without enough data that open a data gap (default 4).
+    pub gap_windows: u32,
+}
+
+impl Default for DiversionParams {
+    fn default() -> Self {
+        DiversionParams {
+            false_case_every_node_days: 10_000.0,
+            cusum_k: 0.5,
+            z_clamp: 4.0,
+            end_k: 0.5,
+            end_h: 4.0,
+            min_excess_fraction: 0.01,
+            min_coverage: 0.9,
+            gap_windows: 4,
+        }
+    }
+}
+
+/// Thresholds derived from the budget for a window length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Per-window z threshold.
+    pub window_z: f64,
+    /// CUSUM threshold.
+    pub cusum_h: f64,
+}
+
+impl DiversionParams {
+    /// The thresholds for `windows_per_day` windows a day.
+    pub fn thresholds(&self, windows_per_day: f64) -> Thresholds {
+        let cases_per_window =
+            1.0 / (self.false_case_every_node_days.max(1.0) * windows_per_day.max(1.0));
+        let p = (cases_per_window / 2.0).clamp(1e-15, 0.5);
+        let window_z = Normal::standard().inverse_cdf(1.0 - p);
+        // In-control average run length wanted from the CUSUM alone, in windows.
+        let arl0 = 2.0 / cases_per_window;
+        Thresholds {
+            window_z,
+            cusum_h: cusum_threshold(self.cusum_k, arl0),
+        }
+    }
+}
+
+/// Siegmund's approximation of a one-sided CUSUM's in-control run length for standard normal
+/// observations, reference `k` and threshold `h`.
+pub fn siegmund_arl0(k: f64, h: f64) -> f64 {
+    let x = 2.0 * k * (h + 1.166);
+    ((x).exp() - x - 1.0) / (2.0 * k * k)
+}
+
+/// The threshold `h` giving an in-control run length of `arl0` windows (bisection).
+pub fn cusum_threshold(k: f64, arl0: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 200.0f64);
+    for _ in 0..100 {
+        let mid = (lo + hi) / 2.0;
+        if siegmund_arl0(k, mid) < arl0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// What the detector knows of a node between windows. Stored with every window evaluated so
+/// that a late reading re-runs the node from the window before it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// CUSUM statistic.
+    pub cusum: f64,
+    /// Window after the CUSUM last stood at zero (where a CUSUM-detected case starts).
+    pub cusum_start: Option<DateTime<Utc>>,
+    /// Excess accumulated since `cusum_start`, Wh.
+    pub cusum_excess_wh: f64,
+    /// The open diversion case.
+    pub case: Option<Case>,
+    /// Consecutive windows without enough data.
+    pub insufficient: u32,
+    /// Start of the open data gap (or of the insufficient run, before it becomes one).
+    pub gap_start: Option<DateTime<Utc>>,
+}
+
+/// An open diversion case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// First window of the case.
+    pub start: DateTime<Utc>,
+    /// Excess summed over its windows so far (the tail excluded), Wh.
+    pub excess_wh: f64,
+    /// The downward CUSUM: grows while the excess looks normal.
+    pub end_stat: f64,
+    /// Start of the window where `end_stat` last left zero: the case's end if it ends.
+    pub tail_start: Option<DateTime<Utc>>,
+    /// Excess since `tail_start` (added to the case if it resumes), Wh.
+    pub tail_excess_wh: f64,
+    /// Highest z seen.
+    pub max_z: f64,
+    /// Windows in the case.
+    pub windows: u32,
+}
+
+/// One window's data for a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowInput {
+    /// Window start.
+    pub start: DateTime<Utc>,
+    /// Window end.
+    pub end: DateTime<Utc>,
+    /// Input energy, Wh (`None`: unknown).
+    pub input_wh: Option<f64>,
+    /// Fed energy, Wh.
+    pub fed_wh: f64,
+    /// Coverage of the fed energy.
+    pub coverage: f64,
+    /// Expected residual (loss model), Wh.
+    pub expected_wh: f64,
+    /// Spread of the residual, Wh.
+    pub sigma_wh: f64,
+    /// Whether the loss model is learned (the CUSUM only runs on a learned model: priors are
+    /// too wide to accumulate on).
+    pub learned: bool,
+}
+
+/// What one window did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowOutcome {
+    /// Residual minus expected, Wh (`None` when the window could not be tested).
+    pub excess_wh: Option<f64>,
+    /// Standardised excess.
+    pub z: Option<f64>,
+    /// Whether the window is part of an open case.
+    pub in_case: bool,
+    /// A case that ended with this window's arrival (its last diverting window ended earlier).
+    pub ended: Option<EndedCase>,
+    /// Whether the window is part of an open data gap.
+    pub in_gap: bool,
+    /// A data gap that ended at this window's start.
+    pub gap_ended: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// A case that is over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndedCase {
+    /// Its first window's start.
+    pub start: DateTime<Utc>,
+    /// End of its last diverting window.
+    pub end: DateTime<Utc>,
+    /// Energy diverted, Wh.
+    pub excess_wh: f64,
+    /// Highest z.
+    pub max_z: f64,
+}
+
+/// Advances a node's state by one window.
+pub fn step(
+    state: &mut NodeState,
+    w: &WindowInput,
+    params: &DiversionParams,
+    thresholds: &Thresholds,
+) -> WindowOutcome {
+    let mut outcome = WindowOutcome {
+        excess_wh: None,
+        z: None,
+        in_case: state.case.is_some(),
+        ended: None,
+        in_gap: false,
+        gap_ended: None,
+    };
+    let testable = w.input_wh.filter(|_| w.coverage >= params.min_coverage);
+    let Some(input) = testable else {
+        state.insufficient += 1;
+        if state.gap_start.is_none() {
+            state.gap_start = Some(w.start);
+        }
+        outcome.in_gap = state.insufficient >= params.gap_windows;
+        return outcome;
+    };
+    if state.insufficient >= params.gap_windows {
+        if let Some(start) = state.gap_start {
+            outcome.gap_ended = Some((start, w.start));
+        }
+    }
+    state.insufficient = 0;
+    state.gap_start = None;
+
+    let excess = (input - w.fed_wh) - w.expected_wh;
+    let z = excess / w.sigma_wh.max(1e-9);
+    outcome.excess_wh = Some(excess);
+    outcome.z = Some(z);
+
+    // CUSUM (only once the node's model is its own).
+    if w.learned {
+        if state.cusum <= 0.0 {
+            state.cusum_start = Some(w.start);
+            state.cusum_excess_wh = 0.0;
+        }
+        state.cusum =
+            (state.cusum + z.clamp(-params.z_clamp, params.z_clamp) - params.cusum_k).max(0.0);
+        state.cusum_excess_wh += excess;
+        if state.cusum <= 0.0 {
+            state.cusum_start = None;
+            state.cusum_excess_wh = 0.0;
+        }
+    } else {
+        state.cusum = 0.0;
+        state.cusum_start = None;
+        state.cusum_excess_wh = 0.0;
+    }
+
+    let window_flag = z > thresholds.window_z && excess > params.min_excess_fraction * input.abs();
+    let cusum_flag = state.cusum > thresholds.cusum_h;
+
+    match state.case.as_mut() {
+        None if window_flag || cusum_flag => {
+            // A CUSUM case started where the statistic last left zero: its energy counts from
+            // there. A per-window case starts now.
+            let (start, excess_wh) = match (cusum_flag, state.cusum_start) {
+                (true, Some(start)) if !window_flag || start < w.start => {
+                    (start, state.cusum_excess_wh)
+                }
+                _ => (w.start, excess),
+            };
+            state.case = Some(Case {
+                start,
+                excess_wh,
+                end_stat: 0.0,
+                tail_start: None,
+                tail_excess_wh: 0.0,
+                max_z: z,
+                windows: 1,
+            });
+            outcome.in_case = true;
+        }
+        None => {}
+        Some(case) => {
+            case.max_z = case.max_z.max(z);
+            case.windows += 1;
+            let end_stat = if window_flag {
+                0.0
+            } else {
+                (case.end_stat + params.end_k - z.clamp(-params.z_clamp, params.z_clamp)).max(0.0)
+            };
+            if end_stat <= 0.0 {
+                // Still diverting: the tail, if any, was part of the case after all.
+                case.excess_wh += case.tail_excess_wh + excess;
+                case.tail_excess_wh = 0.0;
+                case.tail_start = None;
+            } else {
+                if case.end_stat <= 0.0 {
+                    case.tail_start = Some(w.start);
+                }
+                case.tail_excess_wh += excess;
+            }
+            case.end_stat = end_stat;
+            if case.end_stat > params.end_h {
+                outcome.ended = Some(EndedCase {
+                    start: case.start,
+                    end: case.tail_start.unwrap_or(w.start),
+                    excess_wh: case.excess_wh.max(0.0),
+                    max_z: case.max_z,
+                });
+                state.case = None;
+                state.cusum = 0.0;
+                state.cusum_start = None;
+                state.cusum_excess_wh = 0.0;
+                outcome.in_case = false;
+                return outcome;
+            }
+            outcome.in_case = true;
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn t0() -> DateTime<Utc> {
+        "2025-10-01T00:00:00Z".parse().expect("time")
+    }
+
+    fn run(residuals: &[Option<f64>], learned: bool) -> (Vec<WindowOutcome>, NodeState) {
+        let p = DiversionParams::default();
+        let th = p.thresholds(96.0);
+        let mut state = NodeState::default();
+        let outcomes = residuals
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let start = t0() + Duration::minutes(15 * i as i64);
+                let w = WindowInput {
+                    start,
+                    end: start + Duration::minutes(15),
+                    input_wh: r.map(|_| 100_000.0),
+                    fed_wh: 100_000.0 - 3000.0 - r.unwrap_or(0.0),
+                    coverage: 1.0,
+                    expected_wh: 3000.0,
+                    sigma_wh: 1000.0,
+                    learned,
+                };
+                step(&mut state, &w, &p, &th)
+            })
+            .collect();
+        (outcomes, state)
+    }
+
+    #[test]
+    fn thresholds_follow_the_budget() {
+        let th = DiversionParams::default().thresholds(96.0);
+        assert!((th.window_z - 4.88).abs() < 0.02, "{}", th.window_z);
+        assert!((th.cusum_h - 12.6).abs() < 0.2, "{}", th.cusum_h);
+        let arl = siegmund_arl0(0.5, th.cusum_h);
+        assert!((arl - 2.0 * 10_000.0 * 96.0).abs() / arl < 1e-3);
+    }
+
+    #[test]
+    fn a_large_diversion_is_flagged_in_its_first_window_and_its_energy_summed() {
+        // Noise-free node, then 20 windows of 50 % diverted, then normal again.
+        let mut r = vec![Some(0.0); 10];
+        r.extend(vec![Some(50_000.0); 20]);
+        r.extend(vec![Some(0.0); 12]);
+        let (out, state) = run(&r, true);
+        assert!(!out[9].in_case);
+        assert!(out[10].in_case, "flagged in the first diverting window");
+        let ended = out
+            .iter()
+            .find_map(|o| o.ended.clone())
+            .expect("the case ends");
+        assert_eq!(ended.start, t0() + Duration::minutes(150));
+        assert_eq!(ended.end, t0() + Duration::minutes(450));
+        assert!((ended.excess_wh - 20.0 * 50_000.0).abs() < 1.0);
+        assert!(state.case.is_none());
+    }
+
+    #[test]
+    fn a_small_persistent_diversion_is_caught_by_the_cusum() {
+        // 2 sigmas of excess (2 % of throughput): below the per-window threshold.
+        let mut r = vec![Some(0.0); 20];
+        r.extend(vec![Some(2000.0); 40]);
+        let (out, state) = run(&r, true);
+        let first = out.iter().position(|o| o.in_case).expect("caught");
+        assert!(first > 20 && first < 20 + 12, "caught at window {first}");
+        let case = state.case.expect("still open");
+        assert_eq!(case.start, t0() + Duration::minutes(15 * 20));
+        assert!((case.excess_wh - 40.0 * 2000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn without_a_learned_model_only_the_window_test_runs() {
+        let mut r = vec![Some(0.0); 5];
+        r.extend(vec![Some(2000.0); 40]);
+        let (out, _) = run(&r, false);
+        assert!(out.iter().all(|o| !o.in_case));
+    }
+
+    #[test]
+    fn missing_data_opens_a_gap_and_never_a_case() {
+        let mut r = vec![Some(0.0); 3];
+        r.extend(vec![None; 6]);
+        r.extend(vec![Some(0.0); 2]);
+        let (out, _) = run(&r, true);
+        assert!(out.iter().all(|o| !o.in_case));
+        assert!(out[6].in_gap && !out[5].in_gap);
+        let gap = out[9].gap_ended.expect("gap closed");
+        assert_eq!(
+            gap,
+            (t0() + Duration::minutes(45), t0() + Duration::minutes(135))
+        );
+    }
+
+    #[test]
+    fn noise_alone_raises_nothing_over_a_year_of_windows() {
+        // Deterministic pseudo-normal noise (sum of uniforms), one sigma.
+        let mut seed = 11u64;
+        let mut normal = || {
+            let mut s = 0.0;
+            for _ in 0..12 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                s += (seed >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            s - 6.0
+        };
+        let r: Vec<Option<f64>> = (0..96 * 365).map(|_| Some(1000.0 * normal())).collect();
+        let (out, _) = run(&r, true);
+        assert_eq!(out.iter().filter(|o| o.in_case).count(), 0);
+    }
+}

@@ -1,0 +1,99 @@
+//! Raising a condition the detector found: create its anomaly, or update the one that already
+//! stands for it (CONTRACT.md section 4: one ongoing condition is one anomaly, growing while it
+//! lasts). Every change an auditor would see is chained into the anomaly's history.
+
+use tokio_postgres::Transaction;
+
+use super::store::{create, NewAnomaly, ANOMALY_JSON};
+
+/// What [`raise`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// The anomaly's id.
+    pub id: String,
+    /// Whether it was created now.
+    pub new: bool,
+    /// Whether an existing anomaly changed.
+    pub changed: bool,
+}
+
+/// Creates the anomaly of `condition`, or updates the anomaly of the same kind and subject
+/// (region, node, meter, licence) that carries its condition key or whose period overlaps it.
+/// Status, notes and the auditors' history are never touched here.
+pub async fn raise(
+    tx: &Transaction<'_>,
+    condition: &NewAnomaly,
+    actor: &str,
+) -> Result<Raised, tokio_postgres::Error> {
+    let existing = tx
+        .query_opt(
+            "SELECT id FROM anomalies
+             WHERE kind = $1
+               AND region IS NOT DISTINCT FROM $2 AND node IS NOT DISTINCT FROM $3
+               AND meter IS NOT DISTINCT FROM $4 AND licence IS NOT DISTINCT FROM $5
+               AND (condition_key = $6
+                    OR (started_at < coalesce($8, 'infinity'::timestamptz)
+                        AND coalesce(ended_at, 'infinity'::timestamptz) > $7))
+             ORDER BY (condition_key = $6) DESC, started_at
+             LIMIT 1
+             FOR UPDATE",
+            &[
+                &condition.kind,
+                &condition.region,
+                &condition.node,
+                &condition.meter,
+                &condition.licence,
+                &condition.condition_key,
+                &condition.started_at,
+                &condition.ended_at,
+            ],
+        )
+        .await?;
+    let Some(row) = existing else {
+        let created = create(tx, condition, actor).await?;
+        return Ok(Raised {
+            id: created.id,
+            new: created.new,
+            changed: false,
+        });
+    };
+    let id: String = row.get(0);
+    // Only what changed is written, and only a real change is chained into the history.
+    let updated = tx
+        .execute(
+            "UPDATE anomalies SET
+                 started_at = $2, ended_at = $3, energy_wh = $4, loss_kzt = $5, score = $6,
+                 confidence = $7, severity = $8, suspects = $9, evidence = $10, updated_at = now()
+             WHERE id = $1
+               AND (started_at, ended_at, energy_wh, severity, suspects)
+                   IS DISTINCT FROM ($2, $3, $4, $8, $9)",
+            &[
+                &id,
+                &condition.started_at,
+                &condition.ended_at,
+                &condition.energy_wh,
+                &condition.loss_kzt,
+                &condition.score,
+                &condition.confidence.clamp(0.0, 1.0),
+                &condition.severity.as_str(),
+                &condition.suspects,
+                &condition.evidence,
+            ],
+        )
+        .await?;
+    if updated > 0 {
+        tx.execute(
+            &format!(
+                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {ANOMALY_JSON})
+                 FROM anomalies a WHERE a.id = $1"
+            ),
+            &[&id, &actor],
+        )
+        .await?;
+    }
+    Ok(Raised {
+        id,
+        new: false,
+        changed: updated > 0,
+    })
+}

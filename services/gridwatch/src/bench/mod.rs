@@ -1,0 +1,24 @@
+//! Benchmarks that print figures (not timed tests: a busy machine makes those flaky).
+//!
+//! - `gridwatch bench ingest`: the ingest pipeline against its ceilings (docs/BENCHMARKS.md).
+
+pub mod ingest;
+pub mod publish;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+
+/// The benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ingest throughput, latency and memory against the MQTT-only and raw-COPY ceilings.
+    Ingest(ingest::IngestBenchArgs),
+}
+
+/// Runs a benchmark and prints its figures.
+pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest::run(args, config).await,
+    }
+}

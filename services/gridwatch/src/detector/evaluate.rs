@@ -1,0 +1,329 @@
+//! Evaluating a run of windows for one region: energies, node balances, the diversion tests,
+//! and the cases they open, grow and close.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use tokio_postgres::Transaction;
+
+use gridwatch_core::registry::MeterClass;
+use gridwatch_detect::balance::balance;
+use gridwatch_detect::diversion::{step, Case, NodeState, Thresholds, WindowInput};
+use gridwatch_detect::loss::LossModel;
+use gridwatch_detect::window::{Window, WindowSpec};
+
+use super::cases::{raise_diversion, raise_gap, CaseEvent};
+use super::grid::{Grid, RegionInfo};
+use super::readings;
+use super::series::MeterSeries;
+use crate::config::DetectorConfig;
+
+/// What the detector keeps about a region between cycles.
+pub struct RegionState {
+    /// End of the last window evaluated.
+    pub evaluated_until: Option<DateTime<Utc>>,
+    /// Newest reading time seen.
+    pub newest: Option<DateTime<Utc>>,
+    /// Node states after the last window evaluated, by node key (`None`: read them from the
+    /// database).
+    pub states: Option<HashMap<i32, NodeState>>,
+    /// Recent meter energies.
+    pub series: MeterSeries,
+    /// Energy unaccounted at the region's roots in the last window, Wh.
+    pub unaccounted_wh: f64,
+}
+
+/// Everything an evaluation reads.
+pub struct Context<'a> {
+    /// Detector configuration.
+    pub cfg: &'a DetectorConfig,
+    /// Window cutting.
+    pub spec: WindowSpec,
+    /// Test thresholds.
+    pub thresholds: Thresholds,
+    /// The registry.
+    pub grid: &'a Grid,
+}
+
+/// The absolute number of the window starting at `start`.
+pub fn window_number(spec: &WindowSpec, start: DateTime<Utc>) -> i64 {
+    start.timestamp().div_euclid(spec.seconds)
+}
+
+/// Node states after the window ending at `until`, as stored with it.
+pub async fn load_states(
+    tx: &Transaction<'_>,
+    node_keys: &[i32],
+    last_window_start: DateTime<Utc>,
+) -> Result<HashMap<i32, NodeState>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT node_key, state FROM detector_node_windows
+             WHERE node_key = ANY($1) AND window_start = $2",
+            &[&node_keys, &last_window_start],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let state: serde_json::Value = row.get(1);
+            Some((row.get::<_, i32>(0), serde_json::from_value(state).ok()?))
+        })
+        .collect())
+}
+
+/// Evaluates `windows` (contiguous, in order) for `region`, starting from `states` (the node
+/// states after the window before the first). Returns the states after the last window.
+pub async fn evaluate(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &mut RegionState,
+    windows: &[Window],
+    mut states: HashMap<i32, NodeState>,
+) -> anyhow::Result<HashMap<i32, NodeState>> {
+    let grid = ctx.grid;
+    let meter_keys: Vec<i32> = region.meters.iter().map(|&m| grid.meter_keys[m]).collect();
+    let energies = readings::energies(
+        tx,
+        &meter_keys,
+        windows,
+        Duration::hours(ctx.cfg.max_gap_hours),
+    )
+    .await?;
+    let numbers: Vec<i64> = windows
+        .iter()
+        .map(|w| window_number(&ctx.spec, w.start))
+        .collect();
+    for (i, k) in numbers.iter().enumerate() {
+        for &key in &meter_keys {
+            rs.series
+                .set(key, *k, energies.get(key, i), energies.backwards(key, i));
+        }
+    }
+
+    let node_keys: Vec<i32> = region
+        .balanced
+        .iter()
+        .map(|(n, _)| grid.node_keys[*n])
+        .collect();
+    let mut models: HashMap<i32, LossModel> = HashMap::new();
+    let mut model_day: Option<NaiveDate> = None;
+    let mut events: Vec<CaseEvent> = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        let day = w.start.date_naive();
+        if model_day != Some(day) {
+            models =
+                super::models::for_day(tx, &node_keys, day, ctx.cfg.history_days, &ctx.cfg.loss)
+                    .await?;
+            model_day = Some(day);
+        }
+        let k = numbers[i];
+        let class_means = class_means(grid, region, &energies, i);
+        let hour = w.start.hour() as u8;
+        let mut rows = Rows::default();
+        for (node, terms) in &region.balanced {
+            let nk = grid.node_keys[*node];
+            let b = balance(
+                terms,
+                |m| energies.get(grid.meter_keys[m], i),
+                |m| {
+                    rs.series
+                        .typical(grid.meter_keys[m], k)
+                        .or_else(|| class_means.get(&grid.topology.meters[m].class).copied())
+                },
+            );
+            let prior;
+            let model = match models.get(&nk) {
+                Some(model) => model,
+                None => {
+                    prior = LossModel::prior(&ctx.cfg.loss);
+                    &prior
+                }
+            };
+            let input = WindowInput {
+                start: w.start,
+                end: w.end,
+                input_wh: b.input_wh,
+                fed_wh: b.fed_wh,
+                coverage: b.coverage,
+                expected_wh: model.expected(b.fed_wh, hour, &ctx.cfg.loss),
+                sigma_wh: model.sigma(b.fed_wh, &ctx.cfg.loss),
+                learned: model.is_learned(),
+            };
+            let state = states.entry(nk).or_default();
+            let outcome = step(state, &input, &ctx.cfg.diversion, &ctx.thresholds);
+            if let Some(ended) = outcome.ended.clone() {
+                events.push(CaseEvent::Ended {
+                    node: *node,
+                    case: ended,
+                });
+            }
+            if let Some((start, end)) = outcome.gap_ended {
+                events.push(CaseEvent::GapEnded {
+                    node: *node,
+                    start,
+                    end,
+                });
+            }
+            rows.push(nk, w.start, &input, &outcome, state);
+        }
+        rows.write(tx).await?;
+        // Unaccounted energy at the region's roots, for the operators' dashboard.
+        if i + 1 == windows.len() {
+            rs.unaccounted_wh = region
+                .roots
+                .iter()
+                .filter_map(|root| rows.excess_of(grid.node_keys[*root]))
+                .map(|e| e.max(0.0))
+                .sum();
+        }
+    }
+    for (node, _) in &region.balanced {
+        let nk = grid.node_keys[*node];
+        if let Some(state) = states.get(&nk) {
+            if let Some(case) = &state.case {
+                events.push(CaseEvent::Open {
+                    node: *node,
+                    case: case.clone(),
+                });
+            }
+            if state.insufficient >= ctx.cfg.diversion.gap_windows {
+                if let Some(start) = state.gap_start {
+                    events.push(CaseEvent::GapOpen { node: *node, start });
+                }
+            }
+        }
+    }
+    let last_end = windows.last().map(|w| w.end);
+    for event in &events {
+        match event {
+            CaseEvent::Ended { .. } | CaseEvent::Open { .. } => {
+                raise_diversion(tx, ctx, region, rs, event, last_end).await?;
+            }
+            CaseEvent::GapEnded { .. } | CaseEvent::GapOpen { .. } => {
+                raise_gap(tx, ctx, region, event).await?;
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// Mean energy per class of the region's consumer meters with data in window `i`: the last
+/// resort for imputing a silent meter that has no history.
+fn class_means(
+    grid: &Grid,
+    region: &RegionInfo,
+    energies: &readings::Energies,
+    i: usize,
+) -> HashMap<MeterClass, f64> {
+    let mut sums: HashMap<MeterClass, (f64, usize)> = HashMap::new();
+    for &m in &region.meters {
+        let meter = &grid.topology.meters[m];
+        if let Some(e) = energies.get(grid.meter_keys[m], i) {
+            let entry = sums.entry(meter.class).or_default();
+            entry.0 += e;
+            entry.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, (_, n))| *n >= 3)
+        .map(|(class, (sum, n))| (class, sum / n as f64))
+        .collect()
+}
+
+/// One window's rows for `detector_node_windows`, written in one statement.
+#[derive(Default)]
+struct Rows {
+    node: Vec<i32>,
+    start: Vec<DateTime<Utc>>,
+    input: Vec<Option<f64>>,
+    fed: Vec<f64>,
+    coverage: Vec<f64>,
+    expected: Vec<f64>,
+    sigma: Vec<f64>,
+    excess: Vec<Option<f64>>,
+    z: Vec<Option<f64>>,
+    in_case: Vec<bool>,
+    in_gap: Vec<bool>,
+    state: Vec<serde_json::Value>,
+}
+
+impl Rows {
+    fn push(
+        &mut self,
+        node: i32,
+        start: DateTime<Utc>,
+        input: &WindowInput,
+        outcome: &gridwatch_detect::diversion::WindowOutcome,
+        state: &NodeState,
+    ) {
+        self.node.push(node);
+        self.start.push(start);
+        self.input.push(input.input_wh);
+        self.fed.push(input.fed_wh);
+        self.coverage.push(input.coverage);
+        self.expected.push(input.expected_wh);
+        self.sigma.push(input.sigma_wh);
+        self.excess.push(outcome.excess_wh);
+        self.z.push(outcome.z.map(|z| z.clamp(-1e12, 1e12)));
+        self.in_case.push(outcome.in_case);
+        self.in_gap.push(outcome.in_gap);
+        self.state
+            .push(serde_json::to_value(state).unwrap_or_default());
+    }
+
+    fn excess_of(&self, node: i32) -> Option<f64> {
+        let i = self.node.iter().position(|n| *n == node)?;
+        self.excess[i]
+    }
+
+    async fn write(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.node.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO detector_node_windows (node_key, window_start, input_wh, fed_wh,
+                 coverage, expected_wh, sigma_wh, excess_wh, z, in_case, in_gap, state)
+             SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::float8[], $4::float8[],
+                 $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[],
+                 $10::bool[], $11::bool[], $12::jsonb[])
+             ON CONFLICT (node_key, window_start) DO UPDATE SET
+                 input_wh = EXCLUDED.input_wh, fed_wh = EXCLUDED.fed_wh,
+                 coverage = EXCLUDED.coverage, expected_wh = EXCLUDED.expected_wh,
+                 sigma_wh = EXCLUDED.sigma_wh, excess_wh = EXCLUDED.excess_wh, z = EXCLUDED.z,
+                 in_case = EXCLUDED.in_case, in_gap = EXCLUDED.in_gap, state = EXCLUDED.state",
+            &[
+                &self.node,
+                &self.start,
+                &self.input,
+                &self.fed,
+                &self.coverage,
+                &self.expected,
+                &self.sigma,
+                &self.excess,
+                &self.z,
+                &self.in_case,
+                &self.in_gap,
+                &self.state,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A case's average power, W.
+pub fn average_power_w(case_energy_wh: f64, start: DateTime<Utc>, end: DateTime<Utc>) -> f64 {
+    let hours = (end - start).num_seconds() as f64 / 3600.0;
+    if hours > 0.0 {
+        case_energy_wh / hours
+    } else {
+        0.0
+    }
+}
+
+/// The open case's start and energy, for callers outside this module.
+pub fn case_energy(case: &Case) -> f64 {
+    case.excess_wh.max(0.0)
+}

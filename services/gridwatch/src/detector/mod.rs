@@ -1,0 +1,447 @@
+//! The detector service: event-time evaluation of every region's windows, turning what
+//! `gridwatch-detect` finds into anomalies.
+//!
+//! Each cycle, in one transaction: take the work ingest queued (`reading_touches`: which minutes
+//! of event time received readings), move each region's watermark (newest reading time minus the
+//! allowed lateness), re-evaluate windows that received late readings (re-running their nodes'
+//! tests from the window before, with the stored state), evaluate the windows the watermark has
+//! passed, and raise or update anomalies. A crash rolls the cycle back, the queued work included,
+//! so a restarted detector redoes exactly that cycle; progress, node states and loss models are
+//! stored, so replaying a month at full speed gives the anomalies living through it gives.
+
+pub mod cases;
+pub mod evaluate;
+pub mod grid;
+pub mod models;
+pub mod readings;
+pub mod series;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, Utc};
+use tokio_postgres::Client;
+
+use gridwatch_detect::window::{Window, WindowSpec};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use evaluate::{evaluate, load_states, window_number, Context, RegionState};
+use grid::Grid;
+use series::MeterSeries;
+
+/// Days of per-meter windows kept in memory (suspects and the daily analyses look a week back).
+const SERIES_DAYS: usize = 8;
+
+/// The detector of one process.
+pub struct Detector {
+    config: Config,
+    metrics: Arc<Metrics>,
+    spec: WindowSpec,
+    grid: Option<Grid>,
+    regions: HashMap<String, RegionState>,
+}
+
+impl Detector {
+    /// A detector with `config`.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Detector {
+        let spec = WindowSpec {
+            seconds: i64::from(config.detector.window_minutes) * 60,
+        };
+        Detector {
+            config,
+            metrics,
+            spec,
+            grid: None,
+            regions: HashMap::new(),
+        }
+    }
+
+    fn lateness(&self) -> Duration {
+        Duration::seconds(self.config.detector.allowed_lateness_secs)
+    }
+
+    /// Reloads the registry when its version moved.
+    async fn refresh_grid(&mut self, client: &mut Client) -> anyhow::Result<()> {
+        let version: i64 = client
+            .query_one("SELECT version FROM registry_state", &[])
+            .await?
+            .get(0);
+        if self.grid.as_ref().is_some_and(|g| g.version == version) {
+            return Ok(());
+        }
+        let grid = Grid::load(client, &self.config.detector.regions).await?;
+        tracing::info!(
+            version = grid.version,
+            regions = grid.regions.len(),
+            nodes = grid.topology.nodes.len(),
+            meters = grid.topology.meters.len(),
+            "Loaded the registry."
+        );
+        // Node states are keyed by database keys and reloaded from the stored windows; meter
+        // series are keyed by meter key and survive.
+        for state in self.regions.values_mut() {
+            state.states = None;
+        }
+        self.grid = Some(grid);
+        Ok(())
+    }
+
+    /// One cycle; returns whether it evaluated anything (an idle detector sleeps).
+    pub async fn cycle(&mut self, client: &mut Client) -> anyhow::Result<bool> {
+        self.refresh_grid(client).await?;
+        let Some(grid) = self.grid.take() else {
+            return Ok(false);
+        };
+        let result = self.cycle_with(client, &grid).await;
+        self.grid = Some(grid);
+        result
+    }
+
+    async fn cycle_with(&mut self, client: &mut Client, grid: &Grid) -> anyhow::Result<bool> {
+        let region_keys: Vec<i32> = grid.regions.iter().map(|r| r.key).collect();
+        let tx = client.transaction().await?;
+        let touched = tx
+            .query(
+                "DELETE FROM reading_touches WHERE region_key = ANY($1)
+                 RETURNING region_key, minute, newest_ts",
+                &[&region_keys],
+            )
+            .await?;
+        let mut newest: HashMap<i32, DateTime<Utc>> = HashMap::new();
+        let mut dirty: HashMap<i32, BTreeSet<DateTime<Utc>>> = HashMap::new();
+        for row in &touched {
+            let region: i32 = row.get(0);
+            let minute: DateTime<Utc> = row.get(1);
+            let ts: DateTime<Utc> = row.get(2);
+            let n = newest.entry(region).or_insert(ts);
+            *n = (*n).max(ts);
+            dirty.entry(region).or_default().insert(minute);
+        }
+        let progress = tx
+            .query(
+                "SELECT region_key, newest_reading_ts, evaluated_until FROM detector_progress
+                 WHERE region_key = ANY($1)",
+                &[&region_keys],
+            )
+            .await?;
+        let mut stored: HashMap<i32, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = progress
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+
+        let thresholds = self
+            .config
+            .detector
+            .diversion
+            .thresholds(self.spec.per_day() as f64);
+        let mut did_work = false;
+        let lateness = self.lateness();
+        let spec = self.spec;
+        for region in &grid.regions {
+            let (stored_newest, stored_until) = stored.remove(&region.key).unwrap_or((None, None));
+            let state = self
+                .regions
+                .entry(region.id.clone())
+                .or_insert_with(|| RegionState {
+                    evaluated_until: None,
+                    newest: None,
+                    states: None,
+                    series: MeterSeries::new(
+                        SERIES_DAYS * spec.per_day() as usize,
+                        spec.per_day() as usize,
+                    ),
+                    unaccounted_wh: 0.0,
+                });
+            state.evaluated_until = stored_until;
+            let region_newest = [stored_newest, newest.get(&region.key).copied()]
+                .into_iter()
+                .flatten()
+                .max();
+            state.newest = region_newest;
+            let Some(region_newest) = region_newest else {
+                continue;
+            };
+            let watermark = region_newest - lateness;
+
+            // Windows to (re-)evaluate: from the earliest late one (within the horizon) or the
+            // first never evaluated, up to the last the watermark has passed.
+            let horizon = Duration::hours(self.config.detector.reevaluation_horizon_hours);
+            let first_new = match state.evaluated_until {
+                Some(until) => until,
+                None => match dirty.get(&region.key).and_then(|d| d.first()) {
+                    Some(first) => spec.containing(*first).start,
+                    None => continue,
+                },
+            };
+            let mut from = first_new;
+            if let (Some(until), Some(minutes)) = (state.evaluated_until, dirty.get(&region.key)) {
+                // A reading changes the windows around it (interpolation): the one it falls in
+                // and the one before.
+                if let Some(earliest) = minutes.iter().find(|m| **m < until) {
+                    let late = spec.containing(*earliest).start - spec.length();
+                    from = from.min(late.max(until - horizon));
+                }
+            }
+            let mut windows: Vec<Window> = spec.between(from, watermark);
+            let limit = self.config.detector.max_windows_per_cycle
+                + state.evaluated_until.map_or(0, |u| {
+                    ((u - from).num_seconds() / spec.seconds).max(0) as usize
+                });
+            windows.truncate(limit);
+            if windows.is_empty() {
+                write_progress(
+                    &tx,
+                    region.key,
+                    region_newest,
+                    watermark,
+                    state.evaluated_until,
+                )
+                .await?;
+                continue;
+            }
+            let started = Instant::now();
+            let first_window = windows[0];
+            let states = match (&state.states, state.evaluated_until) {
+                (Some(states), Some(until)) if until == first_window.start => states.clone(),
+                _ => {
+                    let node_keys: Vec<i32> = region
+                        .balanced
+                        .iter()
+                        .map(|(n, _)| grid.node_keys[*n])
+                        .collect();
+                    load_states(&tx, &node_keys, first_window.start - spec.length()).await?
+                }
+            };
+            self.ensure_series(&tx, grid, region, &first_window).await?;
+            let ctx = Context {
+                cfg: &self.config.detector,
+                spec: spec,
+                thresholds,
+                grid,
+            };
+            let Some(state) = self.regions.get_mut(&region.id) else {
+                continue;
+            };
+            let states = evaluate(&tx, &ctx, region, state, &windows, states).await?;
+            let until = windows.last().map(|w| w.end);
+            state.states = Some(states);
+            state.evaluated_until = until;
+            write_progress(&tx, region.key, region_newest, watermark, until).await?;
+            let m = &self.metrics.detector;
+            m.windows_evaluated
+                .with_label_values(&[&region.id])
+                .inc_by(windows.len() as u64);
+            m.evaluation_duration
+                .observe(started.elapsed().as_secs_f64());
+            m.region_unaccounted
+                .with_label_values(&[&region.id])
+                .set(state.unaccounted_wh);
+            did_work = true;
+        }
+        tx.commit().await?;
+        for region in &grid.regions {
+            if let Some(state) = self.regions.get(&region.id) {
+                let m = &self.metrics.detector;
+                if let Some(newest) = state.newest {
+                    m.newest_reading
+                        .with_label_values(&[&region.id])
+                        .set(newest.timestamp());
+                    m.watermark
+                        .with_label_values(&[&region.id])
+                        .set((newest - self.lateness()).timestamp());
+                }
+            }
+        }
+        self.refresh_anomaly_metrics(client).await?;
+        Ok(did_work)
+    }
+}
+
+async fn write_progress(
+    tx: &tokio_postgres::Transaction<'_>,
+    region_key: i32,
+    newest: DateTime<Utc>,
+    watermark: DateTime<Utc>,
+    evaluated_until: Option<DateTime<Utc>>,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+            "INSERT INTO detector_progress (region_key, watermark, newest_reading_ts, evaluated_until, updated_at)
+             VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (region_key) DO UPDATE SET watermark = EXCLUDED.watermark,
+                 newest_reading_ts = EXCLUDED.newest_reading_ts,
+                 evaluated_until = EXCLUDED.evaluated_until, updated_at = now()",
+            &[&region_key, &watermark, &newest, &evaluated_until],
+        )
+        .await?;
+    Ok(())
+}
+
+impl Detector {
+    /// After a restart the in-memory series is empty: fill the week before `first` from the
+    /// readings, so that imputation and suspects have a baseline.
+    async fn ensure_series(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        grid: &Grid,
+        region: &grid::RegionInfo,
+        first: &Window,
+    ) -> anyhow::Result<()> {
+        let Some(state) = self.regions.get_mut(&region.id) else {
+            return Ok(());
+        };
+        let k = window_number(&self.spec, first.start);
+        if state.series.newest().is_some_and(|n| n >= k - 1) {
+            return Ok(());
+        }
+        let days = (SERIES_DAYS as i64) - 1;
+        let from = first.start - Duration::days(days);
+        let windows = self.spec.between(from, first.start);
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let meter_keys: Vec<i32> = region.meters.iter().map(|&m| grid.meter_keys[m]).collect();
+        let energies = readings::energies(
+            tx,
+            &meter_keys,
+            &windows,
+            Duration::hours(self.config.detector.max_gap_hours),
+        )
+        .await
+        .context("Failed to load the recent readings")?;
+        for (i, w) in windows.iter().enumerate() {
+            let k = window_number(&self.spec, w.start);
+            for &key in &meter_keys {
+                state
+                    .series
+                    .set(key, k, energies.get(key, i), energies.backwards(key, i));
+            }
+        }
+        Ok(())
+    }
+
+    /// Open anomalies by kind, region and severity, and the diversion gauges.
+    async fn refresh_anomaly_metrics(&self, client: &Client) -> anyhow::Result<()> {
+        let m = &self.metrics.detector;
+        let rows = client
+            .query(
+                "SELECT kind, coalesce(region, ''), severity, count(*) FROM anomalies
+                 WHERE status IN ('open', 'investigating') AND ended_at IS NULL
+                 GROUP BY 1, 2, 3",
+                &[],
+            )
+            .await?;
+        m.anomalies_open.reset();
+        for row in &rows {
+            let n: i64 = row.get(3);
+            m.anomalies_open
+                .with_label_values(&[row.get::<_, &str>(0), row.get(1), row.get(2)])
+                .set(n);
+        }
+        let diversions = client
+            .query(
+                "SELECT coalesce(a.region, ''), a.node, a.severity,
+                        (SELECT w.excess_wh / nullif(w.input_wh, 0) FROM detector_node_windows w
+                           JOIN nodes n ON n.node_key = w.node_key
+                          WHERE n.id = a.node ORDER BY w.window_start DESC LIMIT 1)
+                 FROM anomalies a
+                 WHERE a.kind = 'diversion' AND a.ended_at IS NULL AND a.node IS NOT NULL
+                   AND a.status IN ('open', 'investigating')",
+                &[],
+            )
+            .await?;
+        m.diversion_open.reset();
+        m.node_residual_ratio.reset();
+        for row in &diversions {
+            let region: &str = row.get(0);
+            let node: &str = row.get(1);
+            m.diversion_open
+                .with_label_values(&[region, node, row.get(2)])
+                .set(1);
+            if let Some(ratio) = row.get::<_, Option<f64>>(3) {
+                m.node_residual_ratio
+                    .with_label_values(&[region, node])
+                    .set(ratio);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the detector until `shutdown`.
+pub async fn run(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let poll = StdDuration::from_millis(config.detector.poll_ms.max(10));
+    let mut detector = Detector::new(config.clone(), metrics.clone());
+    let mut client: Option<Client> = None;
+    let mut backoff = StdDuration::from_millis(200);
+    tracing::info!(
+        regions = ?config.detector.regions,
+        window_minutes = config.detector.window_minutes,
+        allowed_lateness_secs = config.detector.allowed_lateness_secs,
+        "Detector started."
+    );
+    while !shutdown.is_triggered() {
+        if client.is_none() {
+            match crate::db::connect(&config.database_url).await {
+                Ok(c) => client = Some(c),
+                Err(error) => {
+                    metrics
+                        .detector
+                        .errors
+                        .with_label_values(&["connect"])
+                        .inc();
+                    tracing::warn!(error = %crate::db::describe(&error), "Failed to connect to the database; retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                    backoff = (backoff * 2).min(StdDuration::from_secs(10));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        match detector.cycle(c).await {
+            Ok(true) => {
+                backoff = StdDuration::from_millis(200);
+                continue;
+            }
+            Ok(false) => {
+                backoff = StdDuration::from_millis(200);
+            }
+            Err(error) => {
+                metrics.detector.errors.with_label_values(&["cycle"]).inc();
+                let connection_lost = error
+                    .downcast_ref::<tokio_postgres::Error>()
+                    .is_some_and(crate::db::is_connection_error)
+                    || c.is_closed();
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "A detector cycle failed; it will be retried."
+                );
+                if connection_lost {
+                    client = None;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait() => break,
+                }
+                backoff = (backoff * 2).min(StdDuration::from_secs(10));
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    tracing::info!("Detector stopped.");
+    Ok(())
+}

@@ -23,6 +23,11 @@ CREATE TABLE detector_node_windows (
     z             double precision,
     in_case       boolean NOT NULL,
     in_gap        boolean NOT NULL,
+    -- Whether the node's own learned model judged the window (false under the cold-start priors):
+    -- windows flagged by a learned model never teach the next day's model, so a theft is not
+    -- learned as losses; windows flagged under the wide priors may (the physical cap on losses
+    -- still keeps a gross theft from passing as normal).
+    model_learned boolean NOT NULL,
     state         jsonb NOT NULL,
     PRIMARY KEY (node_key, window_start)
 );

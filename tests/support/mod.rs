@@ -8,6 +8,7 @@ pub mod db;
 pub mod ingest;
 pub mod publisher;
 pub mod registry;
+pub mod web;
 
 use std::time::Duration;
 

@@ -19,6 +19,9 @@ pub struct NodeBalance {
     pub coverage: f64,
     /// Fed meters imputed for lack of data.
     pub imputed_meters: u32,
+    /// How uncertain the balance is beyond the model's own spread, Wh (one standard deviation
+    /// of the interpolation and imputation errors the caller declared).
+    pub uncertainty_wh: f64,
 }
 
 impl NodeBalance {
@@ -28,25 +31,36 @@ impl NodeBalance {
     }
 }
 
-/// Balances one window. `energy(m)` is meter m's energy in the window (`None` unknown) and
-/// `typical(m)` its usual energy for such a window, used to impute an unknown one (`None` when
-/// nothing is known of it: then the window cannot count as covered).
+/// Balances one window. `energy(m)` is meter m's energy in the window and the standard
+/// deviation of its error (zero when both boundaries were read, larger when one was interpolated
+/// across a missed reading), `None` when unknown; `typical(m)` is its usual energy for such a
+/// window and the error of using it instead, to impute an unknown one (`None` when nothing is
+/// known of it: then the window cannot count as covered). Errors of different meters are
+/// independent and add in quadrature.
 pub fn balance(
     terms: &BalanceTerms,
-    energy: impl Fn(usize) -> Option<f64>,
-    typical: impl Fn(usize) -> Option<f64>,
+    energy: impl Fn(usize) -> Option<(f64, f64)>,
+    typical: impl Fn(usize) -> Option<(f64, f64)>,
 ) -> NodeBalance {
-    let input_wh = energy(terms.input);
+    let input = energy(terms.input);
+    let input_wh = input.map(|(e, _)| e);
+    let mut variance = input.map_or(0.0, |(_, sd)| sd * sd);
     let mut known = 0.0;
     let mut imputed = 0.0;
     let mut imputed_meters = 0;
     let mut unknown_meters = 0;
     for &m in &terms.fed {
         match energy(m) {
-            Some(e) => known += e,
+            Some((e, sd)) => {
+                known += e;
+                variance += sd * sd;
+            }
             None => {
                 match typical(m) {
-                    Some(t) => imputed += t.max(0.0),
+                    Some((t, sd)) => {
+                        imputed += t.max(0.0);
+                        variance += sd * sd;
+                    }
                     None => unknown_meters += 1,
                 }
                 imputed_meters += 1;
@@ -69,6 +83,7 @@ pub fn balance(
         fed_wh,
         coverage,
         imputed_meters,
+        uncertainty_wh: variance.sqrt(),
     }
 }
 
@@ -82,9 +97,15 @@ mod tests {
             input: 0,
             fed: vec![1, 2, 3],
         };
-        let energy = [Some(1000.0), Some(300.0), Some(500.0), None];
-        let typical = [None, None, None, Some(100.0)];
+        let energy = [
+            Some((1000.0, 0.0)),
+            Some((300.0, 30.0)),
+            Some((500.0, 0.0)),
+            None,
+        ];
+        let typical = [None, None, None, Some((100.0, 40.0))];
         let b = balance(&terms, |m| energy[m], |m| typical[m]);
+        assert!((b.uncertainty_wh - 50.0).abs() < 1e-9);
         assert_eq!(b.input_wh, Some(1000.0));
         assert_eq!(b.fed_wh, 900.0);
         assert_eq!(b.residual_wh(), Some(100.0));
@@ -98,9 +119,9 @@ mod tests {
             input: 0,
             fed: vec![1],
         };
-        let b = balance(&terms, |m| [None, Some(5.0)][m], |_| None);
+        let b = balance(&terms, |m| [None, Some((5.0, 0.0))][m], |_| None);
         assert_eq!(b.residual_wh(), None);
-        let unknown = balance(&terms, |m| [Some(9.0), None][m], |_| None);
+        let unknown = balance(&terms, |m| [Some((9.0, 0.0)), None][m], |_| None);
         assert_eq!(unknown.coverage, 0.0);
     }
 }

@@ -16,6 +16,11 @@
 //!   (h + 1.166) / (d - k) windows: 3 % of a feeder whose residual spreads 1 % is caught in
 //!   about 1.5 hours, 1.5 % in about 3.5 hours.
 //!
+//! A window beyond z* but below `immediate_z` (default 15) opens a case only if the next window
+//! confirms it (z ≥ `confirm_z`, default 3): single-window artefacts — a street-lighting circuit
+//! switching on before the model has learned it, energy moved between two windows by a missed
+//! reading — do not become cases, at the price of one window's delay for moderate diversions.
+//!
 //! A case ends when a second, downward CUSUM (reference `end_k`, threshold `end_h`) says the
 //! excess is back to normal: about `end_h / end_k` windows (2 hours by default) after the theft
 //! stops, and the case's end is dated back to where that statistic left zero. Its energy is the
@@ -53,6 +58,12 @@ pub struct DiversionParams {
     pub min_coverage: f64,
     /// Consecutive windows without enough data that open a data gap (default 4).
     pub gap_windows: u32,
+    /// A window this many sigmas beyond its expected residual opens a case on its own
+    /// (default 15: a gross diversion such as 50 MW is flagged in the first window it shows in).
+    pub immediate_z: f64,
+    /// A window beyond the threshold but below `immediate_z` opens a case only if the next
+    /// window stands at least this many sigmas above expected too (default 3).
+    pub confirm_z: f64,
 }
 
 impl Default for DiversionParams {
@@ -66,6 +77,8 @@ impl Default for DiversionParams {
             min_excess_fraction: 0.01,
             min_coverage: 0.9,
             gap_windows: 4,
+            immediate_z: 15.0,
+            confirm_z: 3.0,
         }
     }
 }
@@ -132,6 +145,10 @@ pub struct NodeState {
     pub insufficient: u32,
     /// Start of the open data gap (or of the insufficient run, before it becomes one).
     pub gap_start: Option<DateTime<Utc>>,
+    /// A window beyond the per-window threshold awaiting the next one's confirmation: its
+    /// start and excess.
+    #[serde(default)]
+    pub pending: Option<(DateTime<Utc>, f64)>,
 }
 
 /// An open diversion case.
@@ -170,8 +187,8 @@ pub struct WindowInput {
     pub expected_wh: f64,
     /// Spread of the residual, Wh.
     pub sigma_wh: f64,
-    /// Whether the loss model is learned (the CUSUM only runs on a learned model: priors are
-    /// too wide to accumulate on).
+    /// Whether the node's model has enough history for the cumulative test (priors and young
+    /// models miss calendar effects such as street lighting, which a CUSUM would accumulate).
     pub learned: bool,
 }
 
@@ -261,17 +278,27 @@ pub fn step(
         state.cusum_excess_wh = 0.0;
     }
 
-    let window_flag = z > thresholds.window_z && excess > params.min_excess_fraction * input.abs();
+    let above = z > thresholds.window_z && excess > params.min_excess_fraction * input.abs();
+    // A window far beyond the threshold opens a case alone; one just beyond it needs the next
+    // window to confirm (a single window can be an artefact: a lamp circuit switched on, energy
+    // moved between two windows by a missed reading), and then the case starts at the first.
+    let pending = state.pending.take();
+    let confirmed = pending.filter(|_| z >= params.confirm_z);
+    let window_flag = (above && z >= params.immediate_z) || confirmed.is_some();
+    if above && !window_flag && state.case.is_none() {
+        state.pending = Some((w.start, excess));
+    }
     let cusum_flag = state.cusum > thresholds.cusum_h;
 
     match state.case.as_mut() {
         None if window_flag || cusum_flag => {
             // A CUSUM case started where the statistic last left zero: its energy counts from
-            // there. A per-window case starts now.
-            let (start, excess_wh) = match (cusum_flag, state.cusum_start) {
-                (true, Some(start)) if !window_flag || start < w.start => {
+            // there. A per-window case starts now, or at the window this one confirmed.
+            let (start, excess_wh) = match (cusum_flag, state.cusum_start, confirmed) {
+                (true, Some(start), _) if !window_flag || start < w.start => {
                     (start, state.cusum_excess_wh)
                 }
+                (_, _, Some((first, first_excess))) => (first, first_excess + excess),
                 _ => (w.start, excess),
             };
             state.case = Some(Case {
@@ -367,6 +394,32 @@ mod tests {
         assert!((th.cusum_h - 12.6).abs() < 0.2, "{}", th.cusum_h);
         let arl = siegmund_arl0(0.5, th.cusum_h);
         assert!((arl - 2.0 * 10_000.0 * 96.0).abs() / arl < 1e-3);
+    }
+
+    #[test]
+    fn a_single_window_just_beyond_the_threshold_needs_confirmation() {
+        let mut r = vec![Some(0.0); 10];
+        r.push(Some(6000.0)); // 6 sigmas, once
+        r.extend(vec![Some(0.0); 10]);
+        let (out, _) = run(&r, true);
+        assert!(
+            out.iter().all(|o| !o.in_case),
+            "an isolated window is not a case"
+        );
+        let mut r = vec![Some(0.0); 10];
+        r.extend(vec![Some(6000.0); 10]);
+        let (out, state) = run(&r, true);
+        assert!(
+            !out[10].in_case && out[11].in_case,
+            "confirmed by the next window"
+        );
+        let case = state.case.expect("open");
+        assert_eq!(
+            case.start,
+            t0() + Duration::minutes(150),
+            "dated from the first window"
+        );
+        assert!((case.excess_wh - 10.0 * 6000.0).abs() < 1.0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::profile::MeterProfile;
+use crate::stats::median;
 
 /// Mean power per step of a profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,18 @@ impl StepSeries {
     /// Aggregates `profile` into steps of an hour (or of one window, if windows are longer).
     /// Leading windows before the first whole step are skipped, as is a trailing partial step.
     pub fn of(profile: &MeterProfile) -> StepSeries {
+        Self::aggregate(profile, |known| {
+            known.iter().sum::<f64>() / known.len() as f64
+        })
+    }
+
+    /// Like [`StepSeries::of`], but each step's power is the median of its windows: one
+    /// window's kettle, reboot or clock skew does not move it. For shapes, not energy.
+    pub fn of_medians(profile: &MeterProfile) -> StepSeries {
+        Self::aggregate(profile, |known| median(known).unwrap_or(0.0))
+    }
+
+    fn aggregate(profile: &MeterProfile, level: impl Fn(&[f64]) -> f64) -> StepSeries {
         let window_seconds = profile.spec.seconds.max(1);
         let (step_seconds, windows_per_step) =
             if window_seconds < 3600 && 3600 % window_seconds == 0 {
@@ -49,9 +62,8 @@ impl StepSeries {
             .chunks_exact(windows_per_step)
             .map(|chunk| {
                 let known: Vec<f64> = chunk.iter().flatten().copied().collect();
-                (2 * known.len() >= windows_per_step).then(|| {
-                    known.iter().sum::<f64>() / known.len() as f64 * 3600.0 / window_seconds as f64
-                })
+                (2 * known.len() >= windows_per_step)
+                    .then(|| level(&known) * 3600.0 / window_seconds as f64)
             })
             .collect();
         StepSeries {

@@ -1,37 +1,48 @@
 //! The residual a node shows when nothing is stolen: technical losses, meter bias and legitimate
 //! unmetered loads, learned from the node's own history.
 //!
-//! Model, per window: `expected = a + c·F + b·F² + offset[hour]`, where `F` is the energy the
+//! Model, per window: `expected = a + c·F + b·F² + offset[slot]`, where `F` is the energy the
 //! node delivers to what it feeds (its load). `a` is the no-load (iron) loss, `b·F²` the load
 //! (copper, I²R) loss, `c·F` absorbs the systematic error of the meters (an input meter reading
-//! 0.3 % high adds about 0.3 % of F), and the hour-of-day offsets absorb calendar-driven
+//! 0.3 % high adds about 0.3 % of F), and the half-hour-of-day offsets absorb calendar-driven
 //! unmetered loads such as street lighting switched at dusk and dawn. The regressor is the load
 //! delivered, not the energy entering: a diversion inflates the input, and a model of the input
 //! would expect inflated losses and hide part of the theft. It is fitted by iteratively reweighted least squares with Huber
 //! weights on windows that were not flagged, so neither outliers nor a theft already caught pull
 //! it up; its spread is the median absolute deviation of what it does not explain.
 //!
-//! Before a node has `min_history` windows of its own, documented priors stand in: losses of 5 %
-//! of throughput with a spread of 4 % — wide on purpose, so that only a gross diversion (about
-//! a quarter of the throughput, like the East Kazakhstan case's 50 MW) is flagged while the node
-//! is still being learned.
+//! Before a node has `min_history` windows of its own, documented priors stand in: losses of 6 %
+//! of throughput with a spread of 10 % — wide on purpose, so that only a gross diversion (about
+//! half the throughput, like the East Kazakhstan case's 50 MW) is flagged while the node is still
+//! being learned.
 
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+
+/// Calendar slots of a day: half hours.
+pub const SLOTS: usize = 48;
+
+/// The half hour of the day (UTC) of `t`, 0 to 47.
+pub fn slot_of(t: DateTime<Utc>) -> u8 {
+    (t.hour() * 2 + t.minute() / 30) as u8
+}
 
 /// Tuning of the loss model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossParams {
-    /// Prior share of throughput lost (default 0.05: distribution grids lose 3-10 %).
+    /// Prior share of throughput lost (default 0.06: distribution grids lose 3-10 %).
     pub prior_loss_fraction: f64,
-    /// Prior spread of the residual, as a share of throughput (default 0.04).
+    /// Prior spread of the residual, as a share of throughput (default 0.10): wide on purpose,
+    /// a node's no-load loss and street lighting can be a large share of a light night load;
+    /// with the default threshold a new node is flagged only above about 55 % of its load.
     pub prior_sigma_fraction: f64,
     /// The most a node may lose legitimately, as a share of throughput (default 0.15): however
     /// the model was learned, a residual above this is never "normal", so a theft present from
     /// the first day cannot be learned as losses.
     pub max_loss_fraction: f64,
     /// Windows of clean history needed before the learned model replaces the priors
-    /// (default 96: one day of 15-minute windows).
+    /// (default 64: sixteen hours of 15-minute windows, most of a daily cycle).
     pub min_history: usize,
     /// Huber threshold in robust standard deviations (default 1.5).
     pub huber_k: f64,
@@ -39,23 +50,30 @@ pub struct LossParams {
     /// 0.5S and 1, no balance is more exact than this, and it sets the single-window detection
     /// floor at about 2.5 % of throughput with the default threshold.
     pub sigma_floor_fraction: f64,
-    /// Least spread assumed, in Wh per window (default 20 Wh), for lightly loaded nodes.
+    /// Least spread assumed, in Wh per window (default 50 Wh: 200 W), for lightly loaded nodes
+    /// whose meters' clocks and rounding move that much between windows.
     pub sigma_floor_wh: f64,
-    /// Windows needed in an hour of day to learn its offset (default 8).
+    /// Windows needed in a half hour of the day to learn its offset (default 2: one day of
+    /// 15-minute windows, so that street lighting is learned from the first day).
     pub offset_min_points: usize,
+    /// Windows of history a model needs before the cumulative test may use it (default 192: two
+    /// days, enough to learn each hour's calendar offset, such as street lighting switched on
+    /// at dusk, which the per-window test tolerates but a CUSUM would accumulate).
+    pub cusum_min_history: usize,
 }
 
 impl Default for LossParams {
     fn default() -> Self {
         LossParams {
-            prior_loss_fraction: 0.05,
-            prior_sigma_fraction: 0.04,
+            prior_loss_fraction: 0.06,
+            prior_sigma_fraction: 0.10,
             max_loss_fraction: 0.15,
-            min_history: 96,
+            min_history: 64,
             huber_k: 1.5,
             sigma_floor_fraction: 0.005,
-            sigma_floor_wh: 20.0,
-            offset_min_points: 8,
+            sigma_floor_wh: 50.0,
+            offset_min_points: 2,
+            cusum_min_history: 192,
         }
     }
 }
@@ -67,8 +85,8 @@ pub struct ResidualSample {
     pub load_wh: f64,
     /// Input minus fed, Wh.
     pub residual_wh: f64,
-    /// Hour of day (UTC) of the window's start.
-    pub hour: u8,
+    /// Half hour of the day (UTC) of the window's start, 0 to 47 (see [`slot_of`]).
+    pub slot: u8,
 }
 
 /// A node's learned (or prior) residual model.
@@ -80,8 +98,8 @@ pub struct LossModel {
     pub linear: f64,
     /// Load loss coefficient, per Wh (loss = quadratic · I²).
     pub quadratic_per_wh: f64,
-    /// Calendar offsets by hour of day (UTC), Wh.
-    pub hour_offsets_wh: Vec<f64>,
+    /// Calendar offsets by half hour of the day (UTC), Wh.
+    pub slot_offsets_wh: Vec<f64>,
     /// Spread of the residual around the model, Wh (learned models).
     pub sigma_wh: f64,
     /// Spread as a share of input (the prior).
@@ -97,7 +115,7 @@ impl LossModel {
             no_load_wh: 0.0,
             linear: params.prior_loss_fraction,
             quadratic_per_wh: 0.0,
-            hour_offsets_wh: vec![0.0; 24],
+            slot_offsets_wh: vec![0.0; SLOTS],
             sigma_wh: 0.0,
             sigma_fraction: params.prior_sigma_fraction,
             samples: 0,
@@ -107,6 +125,11 @@ impl LossModel {
     /// Whether it was learned from the node's own history.
     pub fn is_learned(&self) -> bool {
         self.samples > 0
+    }
+
+    /// Whether it has the history the cumulative test needs.
+    pub fn supports_cusum(&self, params: &LossParams) -> bool {
+        self.samples >= params.cusum_min_history
     }
 
     /// Learns a model from `samples` (windows not flagged, with good coverage); falls back to
@@ -119,43 +142,51 @@ impl LossModel {
         if usable.len() < params.min_history {
             return LossModel::prior(params);
         }
-        let mut offsets = vec![0.0; 24];
+        let mut offsets = vec![0.0; SLOTS];
         let mut base = [0.0; 3];
         for _ in 0..2 {
             let adjusted: Vec<(f64, f64)> = usable
                 .iter()
-                .map(|s| (s.load_wh, s.residual_wh - offsets[usize::from(s.hour % 24)]))
+                .map(|s| {
+                    (
+                        s.load_wh,
+                        s.residual_wh - offsets[usize::from(s.slot) % SLOTS],
+                    )
+                })
                 .collect();
             base = fit_base(&adjusted, params.huber_k);
-            offsets = hour_offsets(&usable, &base, params);
+            offsets = slot_offsets(&usable, &base, params);
         }
         let deviations: Vec<f64> = usable
             .iter()
             .map(|s| {
-                s.residual_wh - eval_base(&base, s.load_wh) - offsets[usize::from(s.hour % 24)]
+                s.residual_wh - eval_base(&base, s.load_wh) - offsets[usize::from(s.slot) % SLOTS]
             })
             .collect();
-        let sigma = 1.4826 * mad(&deviations);
+        // The spread that matters is the tail's: a MAD fitted to the bulk underestimates the
+        // rare large deviations (a missed reading, a clock jump) that a per-window test meets.
+        // Take the larger of the MAD's sigma and the 99th percentile's (|dev| / 2.576).
+        let sigma = (1.4826 * mad(&deviations)).max(quantile_abs(&deviations, 0.99) / 2.576);
         LossModel {
             no_load_wh: base[0],
             linear: base[1],
             quadratic_per_wh: base[2],
-            hour_offsets_wh: offsets,
+            slot_offsets_wh: offsets,
             sigma_wh: sigma,
             sigma_fraction: 0.0,
             samples: usable.len(),
         }
     }
 
-    /// The residual expected for a load of `load_wh` in a window starting at `hour`, losses capped at
+    /// The residual expected for a load of `load_wh` in a window starting in `slot`, losses capped at
     /// `max_loss_fraction` of the load.
-    pub fn expected(&self, load_wh: f64, hour: u8, params: &LossParams) -> f64 {
+    pub fn expected(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
         let base =
             self.no_load_wh + self.linear * load_wh + self.quadratic_per_wh * load_wh * load_wh;
         let cap = params.max_loss_fraction * load_wh.abs();
         let offset = self
-            .hour_offsets_wh
-            .get(usize::from(hour % 24))
+            .slot_offsets_wh
+            .get(usize::from(slot) % SLOTS)
             .copied()
             .unwrap_or(0.0);
         base.min(cap) + offset
@@ -172,6 +203,20 @@ impl LossModel {
 
 fn eval_base(base: &[f64; 3], input: f64) -> f64 {
     base[0] + base[1] * input + base[2] * input * input
+}
+
+/// The `q` quantile of |values|.
+fn quantile_abs(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values
+        .iter()
+        .map(|x| x.abs())
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Median absolute deviation from the median.
@@ -273,11 +318,11 @@ fn weighted_least_squares(xs: &[f64], ys: &[f64], w: &[f64], terms: usize) -> Op
     Some(out)
 }
 
-/// Robust per-hour offsets of what the base model leaves, shrunk towards zero where few.
-fn hour_offsets(samples: &[&ResidualSample], base: &[f64; 3], params: &LossParams) -> Vec<f64> {
-    let mut by_hour: Vec<Vec<f64>> = vec![Vec::new(); 24];
+/// Robust per-slot offsets of what the base model leaves, shrunk towards zero where few.
+fn slot_offsets(samples: &[&ResidualSample], base: &[f64; 3], params: &LossParams) -> Vec<f64> {
+    let mut by_hour: Vec<Vec<f64>> = vec![Vec::new(); SLOTS];
     for s in samples {
-        by_hour[usize::from(s.hour % 24)].push(s.residual_wh - eval_base(base, s.load_wh));
+        by_hour[usize::from(s.slot) % SLOTS].push(s.residual_wh - eval_base(base, s.load_wh));
     }
     by_hour
         .iter()
@@ -285,10 +330,10 @@ fn hour_offsets(samples: &[&ResidualSample], base: &[f64; 3], params: &LossParam
             if values.len() < params.offset_min_points {
                 return 0.0;
             }
-            // Shrunk towards zero by two pseudo-windows: enough to tame an hour with few points,
+            // Shrunk towards zero by one pseudo-window: enough to tame a slot with few points,
             // too little to bias a well-observed one.
             let n = values.len() as f64;
-            median(values) * n / (n + 2.0)
+            median(values) * n / (n + 1.0)
         })
         .collect()
 }
@@ -311,6 +356,7 @@ mod tests {
         for d in 0..days {
             for w in 0..96 {
                 let hour = (w / 4) as u8;
+                let slot = (w / 2) as u8;
                 let phase = (w as f64 / 96.0) * std::f64::consts::TAU;
                 let input =
                     250_000.0 * (1.0 + 0.4 * phase.sin()) * (1.0 + 0.05 * (d % 7) as f64 / 7.0);
@@ -323,7 +369,7 @@ mod tests {
                 out.push(ResidualSample {
                     load_wh: input,
                     residual_wh: losses + lighting + 400.0 * noise(),
-                    hour,
+                    slot,
                 });
             }
         }
@@ -338,15 +384,15 @@ mod tests {
         assert!(model.is_learned());
         let mut worst: f64 = 0.0;
         for s in &samples {
-            worst = worst.max((s.residual_wh - model.expected(s.load_wh, s.hour, &p)).abs());
+            worst = worst.max((s.residual_wh - model.expected(s.load_wh, s.slot, &p)).abs());
         }
         // Noise is uniform in ±200 Wh; the model should leave little more than that.
         assert!(worst < 400.0, "worst deviation {worst}");
         assert!(model.sigma_wh < 250.0, "sigma {}", model.sigma_wh);
         // Lighting (18:00-01:00) is told from daytime; how it splits between the constant, the
         // load terms and the offsets does not matter (load and hour are collinear here).
-        let lit = model.hour_offsets_wh[20] - model.hour_offsets_wh[9];
-        assert!(lit > 500.0, "lighting learned: {:?}", model.hour_offsets_wh);
+        let lit = model.slot_offsets_wh[40] - model.slot_offsets_wh[18];
+        assert!(lit > 500.0, "lighting learned: {:?}", model.slot_offsets_wh);
     }
 
     #[test]
@@ -368,13 +414,13 @@ mod tests {
         let p = LossParams::default();
         let model = LossModel::fit(&history(0), &p);
         assert!(!model.is_learned());
-        assert!((model.expected(1000.0, 3, &p) - 50.0).abs() < 1e-9);
-        assert!((model.sigma(1000.0, &p) - 40.0).abs() < 1e-9);
+        assert!((model.expected(10_000.0, 3, &p) - 600.0).abs() < 1e-9);
+        assert!((model.sigma(10_000.0, &p) - 1000.0).abs() < 1e-9);
         let absurd = LossModel {
             linear: 0.9,
             ..LossModel::prior(&p)
         };
-        assert!((absurd.expected(1000.0, 3, &p) - 150.0).abs() < 1e-9);
+        assert!((absurd.expected(10_000.0, 3, &p) - 1500.0).abs() < 1e-9);
     }
 
     #[test]
@@ -384,7 +430,7 @@ mod tests {
             .map(|i| ResidualSample {
                 load_wh: 100_000.0,
                 residual_wh: 3000.0 + (i % 5) as f64,
-                hour: (i % 24) as u8,
+                slot: (i % 48) as u8,
             })
             .collect();
         let model = LossModel::fit(&samples, &p);

@@ -153,7 +153,6 @@ pub fn quota_overrun(
         coarse.extend(spans_of_blocks(&flagged, length, horizon));
     }
     let coarse = merge(coarse, horizon);
-    eprintln!("DEBUG allowance {timing_allowance} coarse {coarse:?} last {last_flagged}");
     let slack = horizon.max(long);
 
     let time = |i: usize| first + Duration::hours(i as i64);
@@ -167,9 +166,10 @@ pub fn quota_overrun(
             let b: f64 = idx.clone().filter(|i| metered[*i].is_some()).map(|i| bought[i]).sum();
             let unpaid = m - b;
             let beyond = m * (1.0 - accuracy) - b;
-            if beyond <= tolerance * m + timing_allowance
-                || beyond < params.min_unpaid_wh.max(0.0)
-            {
+            // The horizons passed the tolerance; over the whole condition, outages inside it
+            // (energy bought and not drawn) count as credit, and what remains must still
+            // exceed the purchase timing allowance.
+            if beyond <= timing_allowance || beyond < params.min_unpaid_wh.max(0.0) {
                 return None;
             }
             let excess_pct = if b > 0.0 { 100.0 * unpaid / b } else { 100.0 };

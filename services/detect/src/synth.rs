@@ -13,8 +13,6 @@ use gridwatch_core::{MeterId, NodeId, RegionId};
 use crate::profile::MeterProfile;
 use crate::window::WindowSpec;
 
-/// Windows per hour and per day at 15 minutes.
-pub const PER_HOUR: usize = 4;
 /// Windows per day at 15 minutes.
 pub const PER_DAY: usize = 96;
 /// Local time offset from UTC, hours.
@@ -77,6 +75,7 @@ fn local(start: DateTime<Utc>, i: usize) -> (f64, u32) {
 #[derive(Debug, Clone)]
 pub struct Weather {
     /// Outdoor temperature per window.
+    #[allow(dead_code)]
     pub outdoor_c: Vec<f64>,
     /// Exponentially smoothed (12 h) temperature per window.
     pub smoothed_c: Vec<f64>,
@@ -399,8 +398,8 @@ pub fn purchases(
             } else {
                 block_wh.min(need_to - booked)
             };
-            for k in h..h + delivery_hours {
-                bought[k] += energy / delivery_hours as f64;
+            for b in &mut bought[h..h + delivery_hours] {
+                *b += energy / delivery_hours as f64;
             }
             booked += energy;
         }

@@ -519,3 +519,17 @@ mod tests {
         assert!(!format!("{c:?}").contains("postgres://"));
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_matches_the_defaults() {
+        let text = include_str!("../../../deploy/gridwatch.example.toml");
+        let parsed: Config = toml::from_str(text).expect("deploy/gridwatch.example.toml parses");
+        parsed.check().expect("the example is valid");
+        let defaults = Config::default();
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
+}

@@ -10,16 +10,23 @@
 //! - [`http`]: the metrics endpoint.
 //! - [`api`]: the HTTP API (registry, purchases, calculator, rejections, status, OpenAPI).
 //! - [`ledger`]: the quota ledger: purchases over HTTP and MQTT, regulation profiles, bought energy.
-//! - [`anomalies`]: anomaly identifiers and their creation with a first history entry.
+//! - [`anomalies`]: anomaly identifiers, their creation with a first history entry, their life
+//!   cycle and queries.
+//! - [`audit`]: `gridwatch audit verify`, the proof that the anomaly history was not tampered with.
 //! - [`localbroker`]: a Mosquitto started from the shipped configuration (demo, benchmarks, tests).
+//! - [`services`]: starting ingest, the detector and the API in one process.
+//! - [`simulate`]: feeding a simulated grid to gridwatch over MQTT.
+//! - [`demo`]: the East Kazakhstan case end to end, in one process.
 //! - [`metrics`], [`telemetry`], [`shutdown`]: what every service shares.
 //! - [`bench`]: benchmarks that print figures.
 
 pub mod anomalies;
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod detector;
 pub mod http;
 pub mod ingest;
@@ -28,5 +35,7 @@ pub mod localbroker;
 pub mod metrics;
 pub mod mqtt;
 pub mod registry;
+pub mod services;
 pub mod shutdown;
+pub mod simulate;
 pub mod telemetry;

@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use gridwatch::config::Config;
-use gridwatch::metrics::Metrics;
-use gridwatch::{api, db, http, ingest, shutdown, telemetry};
+use gridwatch::services::{self, Service};
+use gridwatch::{api, db, shutdown, telemetry};
 
 /// gridwatch: smart-meter theft detection for electricity grids.
 ///
@@ -40,10 +39,12 @@ enum Command {
     /// Run every service in one process (the small-deployment default): ingest, the detector
     /// and the API, with /metrics on GRIDWATCH_HTTP_ADDR.
     Run,
-    /// Simulate a grid and publish its readings over MQTT. Not in this build yet.
-    Simulate,
-    /// Run the East Kazakhstan demonstration end to end. Not in this build yet.
-    Demo,
+    /// Simulate a grid (loads, meters, losses, network faults, thefts) and publish its readings
+    /// and purchases over MQTT, as a real grid would.
+    Simulate(gridwatch::simulate::SimulateArgs),
+    /// Run the East Kazakhstan demonstration end to end: its own broker and database, the
+    /// services, a simulated region with a 50 MW insider diversion, and a report.
+    Demo(gridwatch::demo::DemoArgs),
     /// Registry documents (CONTRACT section 1).
     Registry {
         #[command(subcommand)]
@@ -102,9 +103,10 @@ enum RegistryCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain of anomaly histories and report the first broken entry. Not in
-    /// this build yet.
-    Verify,
+    /// Walk the hash chain of anomaly histories and report the first entry altered, inserted
+    /// or removed, and every anomaly whose row disagrees with its history (exit 1), or print
+    /// the number of entries and the head hash to record elsewhere (exit 0).
+    Verify(gridwatch::audit::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,11 +139,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("gridwatch: `{what}` is not available in this build yet.");
-    Ok(ExitCode::from(2))
-}
-
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate => {
@@ -166,15 +163,21 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             run_services(config, &[Service::Api]).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate => not_yet("simulate"),
-        Command::Demo => not_yet("demo"),
+        Command::Simulate(args) => {
+            gridwatch::simulate::run(args, &config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            gridwatch::demo::run(args, &config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Calc(args) => calc(args, &config),
         Command::Registry {
             command: RegistryCommand::Import { file },
         } => registry_import(&file, &config).await,
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => not_yet("audit verify"),
+            command: AuditCommand::Verify(args),
+        } => gridwatch::audit::run(args, &config).await,
         Command::Bench { command } => {
             gridwatch::bench::run(command, &config).await?;
             Ok(ExitCode::SUCCESS)
@@ -182,71 +185,16 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
     }
 }
 
-/// A long-running service of the binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
-    /// MQTT readings into PostgreSQL.
-    Ingest,
-    /// The detector: balances, tests, anomalies.
-    Detect,
-    /// The HTTP API and the MQTT purchases consumer.
-    Api,
-}
-
-/// Runs `services` in this process, sharing one Metrics and one Shutdown, until SIGINT or
-/// SIGTERM, or until one of them fails (which stops the others). `/metrics` is served on the
-/// API's address when the API runs, else on the metrics address.
+/// Runs `services` until SIGINT or SIGTERM, or until one of them fails.
 async fn run_services(config: Config, services: &[Service]) -> anyhow::Result<()> {
-    db::prepare(&config.database_url, config.migrate_on_start)
-        .await
-        .context("Failed to prepare the database")?;
-    let metrics = Arc::new(Metrics::new());
-    let (trigger, stop) = shutdown::channel();
-    let trigger = Arc::new(trigger);
-    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
-    if services.contains(&Service::Api) {
-        let (_bound, server) = api::serve(&config, metrics.clone(), stop.clone()).await?;
-        tasks.spawn(async move {
-            server.await.context("The API task failed")?;
-            Ok(())
-        });
-    } else {
-        let (bound, server) = http::serve(
-            config.metrics_addr,
-            http::metrics_router(metrics.clone()),
-            stop.clone(),
-        )
-        .await?;
-        tracing::info!(%bound, "Serving /metrics.");
-        tasks.spawn(async move {
-            server.await.context("The metrics server task failed")?;
-            Ok(())
-        });
-    }
-    if services.contains(&Service::Ingest) {
-        let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
-        tasks.spawn(async move { ingest::run(&config, metrics, stop).await });
-    }
-    if services.contains(&Service::Detect) {
-        let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
-        tasks.spawn(async move { gridwatch::detector::run(&config, metrics, stop).await });
-    }
-    let on_signal = trigger.clone();
+    let running = services::start(&config, services).await?;
+    let stopper = running.stopper();
     tokio::spawn(async move {
         shutdown::os_signal().await;
         tracing::info!("Stopping: finishing open work.");
-        on_signal.trigger();
+        stopper.trigger();
     });
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(anyhow::Error::new).and_then(|result| result);
-        if let Err(error) = result {
-            tracing::error!("A service failed; stopping the others: {error:#}");
-            trigger.trigger();
-            first_error.get_or_insert(error);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    running.wait().await
 }
 
 /// `gridwatch calc`.

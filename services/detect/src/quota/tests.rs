@@ -90,15 +90,18 @@ fn a_two_percent_overrun_is_flagged_with_its_unpaid_energy_within_tolerance() {
         assert_eq!(finding.kind, Kind::QuotaOverrun);
         assert_eq!(finding.licence, Some(licence()));
         let t = |h: usize| synth::winter_start() + Duration::hours(h as i64);
+        // Edges within two hours; lumpy purchases blur them by the time a 2 % overrun takes
+        // to outgrow one 1 MWh block (about 18 hours for a 4 MW farm).
+        let slack = if delivery > 1 { 18 } else { 2 };
         let start_error = (finding.started_at - t(from)).num_hours().abs();
         assert!(
-            start_error <= (delivery as i64).max(3),
+            start_error <= slack,
             "seed {seed}: {:?}",
             finding.started_at
         );
         let end = finding.ended_at.expect("ended");
         assert!(
-            (end - t(until)).num_hours().abs() <= (delivery as i64).max(3) + 1,
+            (end - t(until)).num_hours().abs() <= slack,
             "seed {seed}: {end}"
         );
         // Truth: what it drew minus what it bought over the overrun.
@@ -112,7 +115,7 @@ fn a_two_percent_overrun_is_flagged_with_its_unpaid_energy_within_tolerance() {
             "seed {seed}: estimate {} truth {truth} allowed {allowed}",
             finding.energy_wh
         );
-        assert!(finding.confidence > 0.5 && finding.confidence <= 0.99);
+        assert!((0.5..=0.99).contains(&finding.confidence));
     }
 }
 
@@ -177,40 +180,32 @@ fn a_farm_that_buys_nothing_owes_everything() {
 }
 
 #[test]
-#[ignore]
-fn debug_seed() {
-    let (from, until) = (10 * 24 + 7, 17 * 24 + 7);
-    let share = move |h: usize| {
-        if (from..until).contains(&h) {
-            1.0 / 1.02
-        } else {
-            1.02
-        }
-    };
-    let f = farm(100, 24, 60, &share, 1, -0.004);
-    let mut p = QuotaParams::default();
-    println!(
-        "wiggle-based: {:?}",
-        quota_overrun(&licence(), None, &f.hours, 0.5, &p).len()
-    );
-    let metered: Vec<Option<f64>> = f.hours.iter().map(|h| h.metered_wh).collect();
-    let bought: Vec<f64> = f.hours.iter().map(|h| h.bought_wh).collect();
-    println!(
-        "wiggle {}",
-        daily_wiggle(f.hours[0].start, &metered, &bought)
-    );
-    p.timing_allowance_wiggles = 0.0;
-    println!("{:#?}", quota_overrun(&licence(), None, &f.hours, 0.5, &p));
-    let mut c = 0.0;
-    for (i, h) in f.hours.iter().enumerate() {
-        c += h.metered_wh.unwrap_or(0.0) * 0.995 - h.bought_wh;
-        if i % 6 == 0 {
-            println!(
-                "{i} m {:.0} b {:.0} c {:.0}",
-                h.metered_wh.unwrap_or(0.0),
-                h.bought_wh,
-                c
-            );
-        }
+fn a_two_percent_overrun_is_flagged_within_a_day_of_its_onset() {
+    for seed in 0..10 {
+        let onset = 6 * 24 + 11;
+        let machines = [60, 160, 500, 15_000][seed as usize % 4];
+        let f = farm(
+            200 + seed,
+            9,
+            machines,
+            &move |h| if h >= onset { 1.0 / 1.02 } else { 1.02 },
+            1,
+            0.005,
+        );
+        let found = quota_overrun(
+            &licence(),
+            None,
+            &f.hours[..onset + 24],
+            0.5,
+            &QuotaParams::default(),
+        );
+        assert_eq!(found.len(), 1, "seed {seed}");
+        assert_eq!(found[0].ended_at, None);
+        assert!(
+            (found[0].started_at - f.hours[onset].start)
+                .num_hours()
+                .abs()
+                <= 2
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP API (`gridwatch api`, also inside `gridwatch run`): the registry, purchases, the
-//! compliance calculator, rejections, status, metrics and the OpenAPI document.
+//! compliance calculator, rejections, anomalies with their evidence and life cycle, the
+//! auditors' web page, status, metrics and the OpenAPI document.
 //!
 //! ```text
 //!  request ─> trace ─> metrics ─> JSON errors ─> route ─> timeout ─> auth ─> handler
@@ -8,14 +9,17 @@
 //! - [`auth`]: bearer tokens and roles; [`error`]: the error shape; [`extract`]: bodies and
 //!   query strings, refused in that shape;
 //! - one module per resource: [`status`], [`registry`], [`purchases`], [`calculator`],
-//!   [`rejections`]; [`openapi`]: the document, built from the route table.
+//!   [`rejections`], [`anomalies`], [`evidence`]; [`web`]: the auditors' page at `/`;
+//!   [`openapi`]: the document, built from the route table.
 //!
 //! The same service consumes purchases from MQTT ([`crate::ledger::mqtt`]), through the same
 //! code as `POST /api/v1/purchases`.
 
+pub mod anomalies;
 pub mod auth;
 pub mod calculator;
 pub mod error;
+pub mod evidence;
 pub mod extract;
 pub mod observe;
 pub mod openapi;
@@ -24,6 +28,7 @@ pub mod registry;
 pub mod rejections;
 pub mod routes;
 pub mod status;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -103,6 +103,45 @@ fn operation(spec: &RouteSpec) -> Value {
                 "422": error("A value is negative, not finite, absurd, or no profile is in force on the date (`invalid_input`).")
             }
         }),
+        Operation::ListAnomalies | Operation::ExportAnomalies => anomaly_list(spec.operation),
+        Operation::GetAnomaly => json!({
+            "summary": "One anomaly with its tamper-evident history and the statuses it may move to.",
+            "parameters": [id_parameter()],
+            "responses": {
+                "200": {"description": "The anomaly.", "content": json_content(schema("AnomalyDetail"))},
+                "400": error("The id is not an identifier (`invalid_id`)."),
+                "404": error("No anomaly has this id (`not_found`)."),
+                "503": error("The database is unavailable.")
+            }
+        }),
+        Operation::TransitionAnomaly => json!({
+            "summary": "Move an anomaly through its life cycle; recorded with the token's name, the time and the note.",
+            "description": "Allowed: open -> investigating; investigating -> confirmed; investigating -> dismissed (note required); investigating, confirmed or dismissed -> open (note required). Anything else is 409 `invalid_transition`.",
+            "parameters": [id_parameter()],
+            "requestBody": {"required": true, "content": json_content(schema("TransitionRequest"))},
+            "responses": {
+                "200": {"description": "Done: the anomaly with its history.", "content": json_content(schema("AnomalyDetail"))},
+                "400": error("The id is not an identifier (`invalid_id`) or the body is not JSON (`malformed_json`)."),
+                "404": error("No anomaly has this id (`not_found`)."),
+                "409": error("Not allowed from the anomaly's status (`invalid_transition`); the message names from and to."),
+                "413": error("The body is larger than 64 KiB."),
+                "415": error("The body is not declared as application/json."),
+                "422": error("`to` is not a status or the body has other fields (`invalid_field`), or the transition needs a note (`note_required`)."),
+                "503": error("The database is unavailable.")
+            }
+        }),
+        Operation::AnomalyEvidence | Operation::AnomalyEvidenceSvg => evidence(spec.operation),
+        Operation::WebPage | Operation::WebScript | Operation::WebStyle => {
+            let (summary, media) = match spec.operation {
+                Operation::WebPage => ("The auditors' web page: the work queue, evidence charts, histories and transitions (its API calls need a token).", "text/html"),
+                Operation::WebScript => ("The web page's script.", "text/javascript"),
+                _ => ("The web page's style sheet.", "text/css"),
+            };
+            json!({
+                "summary": summary,
+                "responses": {"200": {"description": "The document, with a strict Content-Security-Policy.", "content": {media: {"schema": {"type": "string"}}}}}
+            })
+        }
         Operation::ListRejections => json!({
             "summary": "Payloads that could not be stored, newest first.",
             "parameters": [
@@ -120,6 +159,144 @@ fn operation(spec: &RouteSpec) -> Value {
             }
         }),
     }
+}
+
+fn id_parameter() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "description": "The anomaly's id.", "schema": {"type": "string", "pattern": ID_PATTERN}})
+}
+
+fn tz_parameter() -> Value {
+    query(
+        "tz",
+        "The UTC offset of the chart's local time (default +05:00; send + as %2B).",
+        false,
+        json!({"type": "string", "pattern": "^([+-][0-9]{2}:[0-9]{2}|Z)$"}),
+    )
+}
+
+/// `GET /api/v1/anomalies` and its CSV twin.
+fn anomaly_list(operation: Operation) -> Value {
+    let list = |name: &str, values: &[&str]| {
+        query(
+            name,
+            &format!("Only these {name} values (comma-separated)."),
+            false,
+            json!({"type": "string", "example": values.join(",")}),
+        )
+    };
+    let id = json!({"type": "string", "pattern": ID_PATTERN});
+    let csv = operation == Operation::ExportAnomalies;
+    let parameters = vec![
+        list("kind", crate::anomalies::query::KINDS),
+        query("region", "Only this region.", false, id.clone()),
+        query("node", "Only this node.", false, id.clone()),
+        query("meter", "Only anomalies about this meter.", false, id.clone()),
+        query("licence", "Only this licence.", false, id.clone()),
+        query("suspect", "Only anomalies naming this meter among their suspects.", false, id),
+        list("status", crate::anomalies::query::STATUSES),
+        list("severity", crate::anomalies::query::SEVERITIES),
+        query("from", "Only anomalies whose period [started_at, ended_at or now] ends at or after this.", false, json!({"type": "string", "format": "date-time"})),
+        query("to", "Only anomalies whose period starts at or before this.", false, json!({"type": "string", "format": "date-time"})),
+        query("sort", "`newest` (detected_at, newest first; default) or `priority` (loss_kzt x confidence, highest first: the work queue).", false, json!({"type": "string", "enum": ["newest", "priority"]})),
+        if csv {
+            query("limit", "Rows at most (default and maximum 100,000); the X-Next-Cursor header continues.", false, json!({"type": "integer", "minimum": 1, "maximum": 100_000}))
+        } else {
+            query("limit", "Items per page (default 100).", false, json!({"type": "integer", "minimum": 1, "maximum": 1000}))
+        },
+        query("cursor", "`next_cursor` of the previous page, with the same sort.", false, json!({"type": "string"})),
+    ];
+    let ok = if csv {
+        json!({"description": "RFC 4180 CSV with a header row; text cells starting with = + - @ are prefixed with '.", "content": {"text/csv": {"schema": {"type": "string"}}}})
+    } else {
+        json!({"description": "A page.", "content": json_content(schema("AnomalyPage"))})
+    };
+    json!({
+        "summary": if csv { "Anomalies as CSV, with the same filters." } else { "Anomalies, filtered, newest first or as the work queue, with cursor pagination." },
+        "parameters": parameters,
+        "responses": {
+            "200": ok,
+            "400": error("The query string cannot be read (`invalid_query`)."),
+            "422": error("A filter, the limit or the cursor is refused (`invalid_filter`, `invalid_limit`, `invalid_cursor`); the message names the parameter."),
+            "503": error("The database is unavailable.")
+        }
+    })
+}
+
+/// The evidence routes.
+fn evidence(operation: Operation) -> Value {
+    let (summary, ok) = if operation == Operation::AnomalyEvidenceSvg {
+        ("An anomaly's evidence as an SVG chart: a title in plain words, MW or kWh against local time, the flagged period shaded.",
+         json!({"description": "The chart.", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}))
+    } else {
+        ("The data that proves an anomaly: a diversion's node balance with the normal range of losses, a meter's profile before and after, a farm's metered against bought energy, a node's coverage.",
+         json!({"description": "The evidence (empty series when the data is gone).", "content": json_content(schema("Evidence"))}))
+    };
+    json!({
+        "summary": summary,
+        "parameters": [id_parameter(), tz_parameter()],
+        "responses": {
+            "200": ok,
+            "400": error("The id is not an identifier (`invalid_id`)."),
+            "404": error("No anomaly has this id (`not_found`)."),
+            "422": error("tz is not a UTC offset (`invalid_filter`)."),
+            "503": error("The database is unavailable.")
+        }
+    })
+}
+
+/// The schemas of anomalies, their history and evidence.
+fn anomaly_schemas() -> Value {
+    let time = json!({"type": "string", "format": "date-time"});
+    let nullable_time = json!({"type": "string", "format": "date-time", "nullable": true});
+    let nullable = json!({"type": "string", "nullable": true});
+    let point = json!({"type": "object", "required": ["t", "value"], "properties": {"t": time, "value": {"type": "number", "nullable": true}}});
+    let anomaly = json!({"type": "object", "required": ["id", "kind", "region", "node", "meter", "licence", "started_at", "ended_at", "detected_at", "energy_wh", "loss_kzt", "score", "severity", "status", "suspects", "evidence"], "properties": {
+        "id": {"type": "string"}, "kind": {"type": "string", "description": "diversion, quota_overrun, capacity_exceeded, unlicensed_mining, meter_tamper, purchase_over_cap, mining_share_exceeded, data_gap; more may be added."},
+        "region": nullable, "node": nullable, "meter": nullable, "licence": nullable,
+        "started_at": time, "ended_at": nullable_time, "detected_at": time,
+        "energy_wh": {"type": "integer"}, "loss_kzt": {"type": "number"}, "score": {"type": "number"},
+        "severity": {"type": "string", "enum": crate::anomalies::query::SEVERITIES},
+        "status": {"type": "string", "enum": crate::anomalies::query::STATUSES},
+        "suspects": {"type": "array", "items": {"type": "string"}},
+        "evidence": {"type": "object", "description": "What the detector recorded (summary, thresholds, figures)."},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "priority_kzt": {"type": "number", "description": "loss_kzt x confidence: the expected tenge at stake."},
+        "updated_at": time}});
+    let history = json!({"type": "object", "required": ["seq", "at", "actor", "action", "from", "to", "note", "hash"], "properties": {
+        "seq": {"type": "integer"}, "at": time, "actor": {"type": "string"},
+        "action": {"type": "string", "enum": ["created", "updated", "transition"]},
+        "from": nullable, "to": nullable, "note": nullable,
+        "hash": {"type": "string", "description": "The entry's SHA-256 in the chain, hex."}}});
+    let detail = json!({"allOf": [schema("Anomaly"), {"type": "object", "required": ["history", "next_statuses", "links"], "properties": {
+        "history": {"type": "array", "items": schema("HistoryEntry")},
+        "next_statuses": {"type": "array", "items": {"type": "string"}},
+        "links": {"type": "object", "properties": {"evidence": {"type": "string"}, "evidence_svg": {"type": "string"}, "transitions": {"type": "string"}}}}}]});
+    let series = json!({"type": "object", "required": ["key", "label", "reference", "points"], "properties": {
+        "key": {"type": "string"}, "label": {"type": "string"}, "reference": {"type": "boolean"},
+        "points": {"type": "array", "items": point}}});
+    let band = json!({"type": "object", "nullable": true, "properties": {"label": {"type": "string"}, "points": {"type": "array", "items": {"type": "object", "properties": {
+        "t": time, "low": {"type": "number"}, "high": {"type": "number"}}}}}});
+    let panel = json!({"type": "object", "required": ["title", "quantity", "unit", "interval_seconds", "series", "band"], "properties": {
+        "title": {"type": "string"}, "quantity": {"type": "string", "enum": ["energy_per_interval", "register", "percent"]},
+        "unit": {"type": "string", "enum": ["Wh", "%"]}, "interval_seconds": {"type": "integer"},
+        "series": {"type": "array", "items": series}, "band": band}});
+    let evidence = json!({"type": "object", "required": ["anomaly", "kind", "title", "explanation", "from", "to", "flagged", "tz", "panels", "notes"], "properties": {
+        "anomaly": {"type": "string"}, "kind": {"type": "string"}, "title": {"type": "string"}, "explanation": {"type": "string"},
+        "summary": nullable, "from": time, "to": time,
+        "flagged": {"type": "object", "properties": {"started_at": time, "ended_at": nullable_time}},
+        "tz": {"type": "string"}, "notes": {"type": "array", "items": {"type": "string"}},
+        "panels": {"type": "array", "items": panel}}});
+    json!({
+        "Anomaly": anomaly,
+        "AnomalyPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {
+            "items": {"type": "array", "items": schema("Anomaly")}, "next_cursor": {"type": "string", "nullable": true}}},
+        "HistoryEntry": history,
+        "AnomalyDetail": detail,
+        "TransitionRequest": {"type": "object", "additionalProperties": false, "required": ["to"], "properties": {
+            "to": {"type": "string", "enum": crate::anomalies::query::STATUSES},
+            "note": {"type": "string", "maxLength": 2000, "nullable": true}}},
+        "Evidence": evidence
+    })
 }
 
 fn components() -> Value {
@@ -196,6 +373,12 @@ fn components() -> Value {
 
 /// The whole document.
 pub fn document() -> Value {
+    let mut components = components();
+    if let (Some(schemas), Value::Object(more)) =
+        (components["schemas"].as_object_mut(), anomaly_schemas())
+    {
+        schemas.extend(more);
+    }
     let mut paths = Map::new();
     for spec in ROUTES {
         let mut op = operation(spec);
@@ -242,10 +425,10 @@ pub fn document() -> Value {
         "info": {
             "title": "gridwatch",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Smart-meter theft detection: registry, quota ledger, compliance calculator, rejections, status. Errors are {\"error\": {\"code\", \"message\"}}."
+            "description": "Smart-meter theft detection: registry, quota ledger, compliance calculator, rejections, anomalies with their evidence and tamper-evident life cycle, status. Errors are {\"error\": {\"code\", \"message\"}}."
         },
         "paths": paths,
-        "components": components()
+        "components": components
     })
 }
 

@@ -4,7 +4,10 @@
 use axum::routing::{on, MethodFilter, MethodRouter};
 
 use super::auth::Access;
-use super::{calculator, openapi, purchases, registry, rejections, status, AppState};
+use super::{
+    anomalies, calculator, evidence, openapi, purchases, registry, rejections, status, web,
+    AppState,
+};
 
 /// An HTTP method the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +52,24 @@ pub enum Operation {
     Calculator,
     /// Rejected payloads.
     ListRejections,
+    /// Anomalies, filtered and paged.
+    ListAnomalies,
+    /// Anomalies as CSV.
+    ExportAnomalies,
+    /// One anomaly with its history.
+    GetAnomaly,
+    /// Move an anomaly through its life cycle.
+    TransitionAnomaly,
+    /// An anomaly's evidence series.
+    AnomalyEvidence,
+    /// An anomaly's evidence chart.
+    AnomalyEvidenceSvg,
+    /// The auditors' web page.
+    WebPage,
+    /// Its script.
+    WebScript,
+    /// Its style sheet.
+    WebStyle,
 }
 
 /// How large a request body may be.
@@ -147,6 +168,58 @@ pub const ROUTES: &[RouteSpec] = &[
         Operation::ListRejections,
         Access::Viewer,
     ),
+    route(
+        Verb::Get,
+        "/api/v1/anomalies",
+        Operation::ListAnomalies,
+        Access::Viewer,
+    ),
+    RouteSpec {
+        deadline: Deadline::Long,
+        ..route(
+            Verb::Get,
+            "/api/v1/anomalies.csv",
+            Operation::ExportAnomalies,
+            Access::Viewer,
+        )
+    },
+    route(
+        Verb::Get,
+        "/api/v1/anomalies/{id}",
+        Operation::GetAnomaly,
+        Access::Viewer,
+    ),
+    route(
+        Verb::Post,
+        "/api/v1/anomalies/{id}/transitions",
+        Operation::TransitionAnomaly,
+        Access::Investigator,
+    ),
+    route(
+        Verb::Get,
+        "/api/v1/anomalies/{id}/evidence",
+        Operation::AnomalyEvidence,
+        Access::Viewer,
+    ),
+    route(
+        Verb::Get,
+        "/api/v1/anomalies/{id}/evidence.svg",
+        Operation::AnomalyEvidenceSvg,
+        Access::Viewer,
+    ),
+    route(Verb::Get, "/", Operation::WebPage, Access::Public),
+    route(
+        Verb::Get,
+        "/web/app.js",
+        Operation::WebScript,
+        Access::Public,
+    ),
+    route(
+        Verb::Get,
+        "/web/app.css",
+        Operation::WebStyle,
+        Access::Public,
+    ),
 ];
 
 /// The handler of a route, answering the route's method only.
@@ -166,5 +239,14 @@ pub fn handler(spec: &RouteSpec) -> MethodRouter<AppState> {
         Operation::PostPurchase => on(filter, purchases::post_purchase),
         Operation::Calculator => on(filter, calculator::calculator),
         Operation::ListRejections => on(filter, rejections::list_rejections),
+        Operation::ListAnomalies => on(filter, anomalies::list_anomalies),
+        Operation::ExportAnomalies => on(filter, anomalies::export_csv),
+        Operation::GetAnomaly => on(filter, anomalies::get_anomaly),
+        Operation::TransitionAnomaly => on(filter, anomalies::post_transition),
+        Operation::AnomalyEvidence => on(filter, evidence::evidence_json),
+        Operation::AnomalyEvidenceSvg => on(filter, evidence::evidence_svg),
+        Operation::WebPage => on(filter, web::index),
+        Operation::WebScript => on(filter, web::script),
+        Operation::WebStyle => on(filter, web::style),
     }
 }

@@ -19,10 +19,11 @@ use clap::Args;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-use super::publish::{self, Message};
 use crate::config::{Config, MqttConfig, Secret};
+use crate::db::with_database;
 use crate::localbroker::{free_port, LocalBroker};
 use crate::metrics::Metrics;
+use crate::mqtt::publisher::{self as publish, Message};
 use crate::mqtt::session::Backoff;
 use crate::mqtt::{broker_options, Session};
 
@@ -60,24 +61,6 @@ pub struct IngestBenchArgs {
 
 const INGEST_USER: &str = "gridwatch-ingest";
 const SIMULATOR_USER: &str = "gridwatch-simulator";
-
-/// Replaces the database name of a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").context("database URL has no scheme")? + 3;
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    Ok(out)
-}
 
 fn ts_text(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -607,22 +590,6 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_name_is_replaced() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/gridwatch", "b").expect("url"),
-            "postgres://u@h:5432/b"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/x?sslmode=disable", "b").expect("url"),
-            "postgres://u:p@h/b?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h", "b").expect("url"),
-            "postgres://h/b"
-        );
-    }
 
     #[test]
     fn quantiles_interpolate_within_buckets() {

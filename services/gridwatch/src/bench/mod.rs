@@ -3,7 +3,6 @@
 //! - `gridwatch bench ingest`: the ingest pipeline against its ceilings (docs/BENCHMARKS.md).
 
 pub mod ingest;
-pub mod publish;
 
 use clap::Subcommand;
 

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "detector",
         sql: include_str!("../../../../migrations/0004_detector.sql"),
     },
+    Migration {
+        version: 5,
+        name: "roles",
+        sql: include_str!("../../../../migrations/0005_roles.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

@@ -105,3 +105,42 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
         None => error.to_string(),
     }
 }
+
+/// Replaces the database name of a PostgreSQL URL.
+pub fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").context("database URL has no scheme")? + 3;
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/gridwatch", "b").expect("url"),
+            "postgres://u@h:5432/b"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/x?sslmode=disable", "b").expect("url"),
+            "postgres://u:p@h/b?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h", "b").expect("url"),
+            "postgres://h/b"
+        );
+    }
+}

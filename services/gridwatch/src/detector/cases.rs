@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::json;
 use tokio_postgres::Transaction;
 
+use gridwatch_core::registry::MeterRole;
 use gridwatch_detect::diversion::{Case, EndedCase};
 use gridwatch_detect::finding::{severity, Kind};
 use gridwatch_detect::suspects::{rank, Candidate};
@@ -85,7 +86,7 @@ pub async fn raise_diversion(
     rs: &RegionState,
     event: &CaseEvent,
     last_end: Option<DateTime<Utc>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let (node, start, end, energy_wh, max_z) = match event {
         CaseEvent::Open { node, case } => {
             (*node, case.start, None, case.excess_wh.max(0.0), case.max_z)
@@ -97,7 +98,7 @@ pub async fn raise_diversion(
             case.excess_wh,
             case.max_z,
         ),
-        _ => return Ok(()),
+        _ => anyhow::bail!("not a diversion event"),
     };
     let grid = ctx.grid;
     let node_id = grid.topology.nodes[node].id.to_string();
@@ -113,6 +114,7 @@ pub async fn raise_diversion(
         .find(|(n, _)| *n == node)
         .map(|(_, t)| t.clone());
     let mut suspects = Vec::new();
+    let mut boundary_to_verify: Vec<String> = Vec::new();
     if let Some(terms) = terms {
         let first = window_number(&ctx.spec, start);
         let last = window_number(&ctx.spec, until) - 1;
@@ -143,6 +145,26 @@ pub async fn raise_diversion(
             })
             .collect();
         suspects = rank(&candidates, &excess, &ctx.cfg.suspects);
+        // When consumers' drops do not explain the residual, the boundary meters below the node
+        // are the place to look: an input meter rigged to under-read hides exactly such a
+        // residual from its own node (the East Kazakhstan insiders' method). List them, largest
+        // flow first, as meters to verify in the field.
+        let explained: f64 = suspects.iter().map(|s| s.share.max(0.0)).sum();
+        if explained < 0.5 {
+            let mut boundary: Vec<(String, f64)> = terms
+                .fed
+                .iter()
+                .filter(|&&m| grid.topology.meters[m].role == MeterRole::Input)
+                .map(|&m| {
+                    let key = grid.meter_keys[m];
+                    let flow: f64 = (first..=last).filter_map(|k| rs.series.get(key, k)).sum();
+                    (grid.topology.meters[m].id.to_string(), flow)
+                })
+                .filter(|(id, _)| !suspects.iter().any(|s| &s.meter == id))
+                .collect();
+            boundary.sort_by(|a, b| b.1.total_cmp(&a.1));
+            boundary_to_verify = boundary.into_iter().map(|(id, _)| id).collect();
+        }
     }
     let evidence = json!({
         "summary": format!(
@@ -159,6 +181,7 @@ pub async fn raise_diversion(
         "average_power_w": power_w,
         "tariff_kzt_per_kwh": region.tariff_kzt_per_kwh,
         "suspects": suspects,
+        "boundary_meters_to_verify": boundary_to_verify,
         "series": "per-window input, fed, expected loss and band: GET /api/v1/anomalies/{id}/evidence",
     });
     let condition = NewAnomaly {
@@ -176,11 +199,14 @@ pub async fn raise_diversion(
         score: (max_z * 100.0).round() / 100.0,
         confidence: diversion_confidence(max_z, ctx.thresholds.window_z),
         severity: to_store(severity),
-        suspects: suspects.iter().map(|s| s.meter.clone()).collect(),
+        suspects: suspects
+            .iter()
+            .map(|s| s.meter.clone())
+            .chain(boundary_to_verify.iter().cloned())
+            .collect(),
         evidence,
     };
-    raise(tx, &condition, ACTOR).await?;
-    Ok(())
+    Ok(raise(tx, &condition, ACTOR).await?.id)
 }
 
 /// The node's excess per window over `[start, end)`.
@@ -207,11 +233,11 @@ pub async fn raise_gap(
     ctx: &Context<'_>,
     region: &RegionInfo,
     event: &CaseEvent,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let (node, start, end) = match event {
         CaseEvent::GapOpen { node, start } => (*node, *start, None),
         CaseEvent::GapEnded { node, start, end } => (*node, *start, Some(*end)),
-        _ => return Ok(()),
+        _ => anyhow::bail!("not a data gap event"),
     };
     let node_id = ctx.grid.topology.nodes[node].id.to_string();
     let condition = NewAnomaly {
@@ -239,6 +265,43 @@ pub async fn raise_gap(
             "hour_started": start.hour(),
         }),
     };
-    raise(tx, &condition, ACTOR).await?;
+    Ok(raise(tx, &condition, ACTOR).await?.id)
+}
+
+/// After a run of windows from `from`, closes the diversion and data-gap anomalies of the
+/// region's nodes that started in the run but that it no longer raises: late readings showed the
+/// condition was not there (readings still on their way when the window was first judged). They
+/// are kept, with no energy, a zero-length period and the reason in their evidence; their history
+/// records the change.
+pub async fn withdraw_unraised(
+    tx: &Transaction<'_>,
+    region: &RegionInfo,
+    from: DateTime<Utc>,
+    raised: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
+                 severity = 'info', updated_at = now(),
+                 evidence = a.evidence || jsonb_build_object('withdrawn',
+                     'Readings that arrived late showed this condition did not hold.')
+             WHERE a.region = $1 AND a.kind IN ('diversion', 'data_gap') AND a.started_at >= $2
+               AND NOT (a.id = ANY($3)) AND a.ended_at IS DISTINCT FROM a.started_at
+             RETURNING a.id",
+            &[&region.id, &from, &raised],
+        )
+        .await?;
+    for row in rows {
+        let id: String = row.get(0);
+        tx.execute(
+            &format!(
+                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {})
+                 FROM anomalies a WHERE a.id = $1",
+                crate::anomalies::store::ANOMALY_JSON
+            ),
+            &[&id, &ACTOR],
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tokio_postgres::Transaction;
 
 use gridwatch_core::registry::MeterClass;
@@ -12,7 +12,7 @@ use gridwatch_detect::diversion::{step, Case, NodeState, Thresholds, WindowInput
 use gridwatch_detect::loss::LossModel;
 use gridwatch_detect::window::{Window, WindowSpec};
 
-use super::cases::{raise_diversion, raise_gap, CaseEvent};
+use super::cases::{raise_diversion, raise_gap, withdraw_unraised, CaseEvent};
 use super::grid::{Grid, RegionInfo};
 use super::readings;
 use super::series::MeterSeries;
@@ -102,6 +102,12 @@ pub async fn evaluate(
         }
     }
 
+    // Each meter's window-to-window variation over the day before: the error scale of an
+    // interpolated or imputed window.
+    let variability: HashMap<i32, f64> = meter_keys
+        .iter()
+        .filter_map(|&key| Some((key, rs.series.variability(key, numbers[0])?)))
+        .collect();
     let node_keys: Vec<i32> = region
         .balanced
         .iter()
@@ -120,17 +126,33 @@ pub async fn evaluate(
         }
         let k = numbers[i];
         let class_means = class_means(grid, region, &energies, i);
-        let hour = w.start.hour() as u8;
+        let slot = gridwatch_detect::loss::slot_of(w.start);
         let mut rows = Rows::default();
         for (node, terms) in &region.balanced {
             let nk = grid.node_keys[*node];
             let b = balance(
                 terms,
-                |m| energies.get(grid.meter_keys[m], i),
                 |m| {
-                    rs.series
-                        .typical(grid.meter_keys[m], k)
-                        .or_else(|| class_means.get(&grid.topology.meters[m].class).copied())
+                    let key = grid.meter_keys[m];
+                    let (e, interpolated) = energies.get_flagged(key, i)?;
+                    let sd = if interpolated {
+                        variability.get(&key).map_or(0.25 * e.abs(), |v| 0.5 * v)
+                    } else {
+                        0.0
+                    };
+                    Some((e, sd))
+                },
+                |m| {
+                    let key = grid.meter_keys[m];
+                    let typical = rs
+                        .series
+                        .typical(key, k)
+                        .or_else(|| class_means.get(&grid.topology.meters[m].class).copied())?;
+                    let sd = variability
+                        .get(&key)
+                        .copied()
+                        .unwrap_or(0.5 * typical.abs());
+                    Some((typical, sd))
                 },
             );
             let prior;
@@ -147,9 +169,9 @@ pub async fn evaluate(
                 input_wh: b.input_wh,
                 fed_wh: b.fed_wh,
                 coverage: b.coverage,
-                expected_wh: model.expected(b.fed_wh, hour, &ctx.cfg.loss),
-                sigma_wh: model.sigma(b.fed_wh, &ctx.cfg.loss),
-                learned: model.is_learned(),
+                expected_wh: model.expected(b.fed_wh, slot, &ctx.cfg.loss),
+                sigma_wh: model.sigma(b.fed_wh, &ctx.cfg.loss).hypot(b.uncertainty_wh),
+                learned: model.supports_cusum(&ctx.cfg.loss),
             };
             let state = states.entry(nk).or_default();
             let outcome = step(state, &input, &ctx.cfg.diversion, &ctx.thresholds);
@@ -166,7 +188,7 @@ pub async fn evaluate(
                     end,
                 });
             }
-            rows.push(nk, w.start, &input, &outcome, state);
+            rows.push(nk, w.start, &input, &outcome, state, model.is_learned());
         }
         rows.write(tx).await?;
         // Unaccounted energy at the region's roots, for the operators' dashboard.
@@ -188,23 +210,32 @@ pub async fn evaluate(
                     case: case.clone(),
                 });
             }
+            // A gap at the leading edge may only be readings still on their way: raise it once
+            // it is an hour old.
             if state.insufficient >= ctx.cfg.diversion.gap_windows {
-                if let Some(start) = state.gap_start {
-                    events.push(CaseEvent::GapOpen { node: *node, start });
+                if let (Some(start), Some(last)) = (state.gap_start, windows.last()) {
+                    if start <= last.end - Duration::hours(1) {
+                        events.push(CaseEvent::GapOpen { node: *node, start });
+                    }
                 }
             }
         }
     }
     let last_end = windows.last().map(|w| w.end);
+    let mut raised = Vec::new();
     for event in &events {
-        match event {
+        let id = match event {
             CaseEvent::Ended { .. } | CaseEvent::Open { .. } => {
-                raise_diversion(tx, ctx, region, rs, event, last_end).await?;
+                raise_diversion(tx, ctx, region, rs, event, last_end).await?
             }
             CaseEvent::GapEnded { .. } | CaseEvent::GapOpen { .. } => {
-                raise_gap(tx, ctx, region, event).await?;
+                raise_gap(tx, ctx, region, event).await?
             }
-        }
+        };
+        raised.push(id);
+    }
+    if let Some(first) = windows.first() {
+        withdraw_unraised(tx, region, first.start, &raised).await?;
     }
     Ok(states)
 }
@@ -246,6 +277,7 @@ struct Rows {
     z: Vec<Option<f64>>,
     in_case: Vec<bool>,
     in_gap: Vec<bool>,
+    learned: Vec<bool>,
     state: Vec<serde_json::Value>,
 }
 
@@ -257,6 +289,7 @@ impl Rows {
         input: &WindowInput,
         outcome: &gridwatch_detect::diversion::WindowOutcome,
         state: &NodeState,
+        model_learned: bool,
     ) {
         self.node.push(node);
         self.start.push(start);
@@ -269,6 +302,7 @@ impl Rows {
         self.z.push(outcome.z.map(|z| z.clamp(-1e12, 1e12)));
         self.in_case.push(outcome.in_case);
         self.in_gap.push(outcome.in_gap);
+        self.learned.push(model_learned);
         self.state
             .push(serde_json::to_value(state).unwrap_or_default());
     }
@@ -284,15 +318,17 @@ impl Rows {
         }
         tx.execute(
             "INSERT INTO detector_node_windows (node_key, window_start, input_wh, fed_wh,
-                 coverage, expected_wh, sigma_wh, excess_wh, z, in_case, in_gap, state)
+                 coverage, expected_wh, sigma_wh, excess_wh, z, in_case, in_gap, state,
+                 model_learned)
              SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::float8[], $4::float8[],
                  $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[],
-                 $10::bool[], $11::bool[], $12::jsonb[])
+                 $10::bool[], $11::bool[], $12::jsonb[], $13::bool[])
              ON CONFLICT (node_key, window_start) DO UPDATE SET
                  input_wh = EXCLUDED.input_wh, fed_wh = EXCLUDED.fed_wh,
                  coverage = EXCLUDED.coverage, expected_wh = EXCLUDED.expected_wh,
                  sigma_wh = EXCLUDED.sigma_wh, excess_wh = EXCLUDED.excess_wh, z = EXCLUDED.z,
-                 in_case = EXCLUDED.in_case, in_gap = EXCLUDED.in_gap, state = EXCLUDED.state",
+                 in_case = EXCLUDED.in_case, in_gap = EXCLUDED.in_gap, state = EXCLUDED.state,
+                 model_learned = EXCLUDED.model_learned",
             &[
                 &self.node,
                 &self.start,
@@ -306,6 +342,7 @@ impl Rows {
                 &self.in_case,
                 &self.in_gap,
                 &self.state,
+                &self.learned,
             ],
         )
         .await?;

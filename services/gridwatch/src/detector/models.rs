@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Duration, NaiveDate, Timelike};
+use chrono::{Duration, NaiveDate};
 use tokio_postgres::GenericClient;
 
 use gridwatch_detect::loss::{LossModel, LossParams, ResidualSample};
@@ -49,7 +49,8 @@ pub async fn for_day(
             "SELECT node_key, window_start, input_wh - fed_wh, fed_wh
              FROM detector_node_windows
              WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
-               AND NOT in_case AND NOT in_gap AND input_wh IS NOT NULL AND coverage >= $4",
+               AND NOT (in_case AND model_learned) AND NOT in_gap AND input_wh IS NOT NULL
+               AND coverage >= $4",
             &[&missing, &from, &day_start, &TRAINING_COVERAGE],
         )
         .await?;
@@ -59,7 +60,7 @@ pub async fn for_day(
         samples.entry(row.get(0)).or_default().push(ResidualSample {
             residual_wh: row.get(2),
             load_wh: row.get(3),
-            hour: start.hour() as u8,
+            slot: gridwatch_detect::loss::slot_of(start),
         });
     }
     let mut keys = Vec::new();

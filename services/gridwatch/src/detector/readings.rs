@@ -25,6 +25,12 @@ impl Energies {
         self.by_meter.get(&meter_key)?.get(i)?.energy_wh
     }
 
+    /// A meter's energy in window `i` and whether a boundary was interpolated.
+    pub fn get_flagged(&self, meter_key: i32, i: usize) -> Option<(f64, bool)> {
+        let e = self.by_meter.get(&meter_key)?.get(i)?;
+        e.energy_wh.map(|v| (v, e.interpolated))
+    }
+
     /// Whether a meter's register ran backwards in window `i`.
     pub fn backwards(&self, meter_key: i32, i: usize) -> bool {
         self.by_meter

@@ -114,6 +114,27 @@ impl MeterSeries {
         }
     }
 
+    /// How much a meter's energy may change from one window to the next: the 90th percentile
+    /// of its window-to-window changes over the day before `window` (Wh). Half of it is the
+    /// error scale of a window whose boundary was interpolated across a missed reading: large
+    /// for a factory changing shifts, small for a steady farm.
+    pub fn variability(&self, meter_key: i32, window: i64) -> Option<f64> {
+        let mut changes: Vec<f64> = Vec::new();
+        let mut previous: Option<f64> = None;
+        for k in (window - self.per_day as i64)..window {
+            let current = self.get(meter_key, k);
+            if let (Some(a), Some(b)) = (previous, current) {
+                changes.push((b - a).abs());
+            }
+            previous = current;
+        }
+        if changes.len() < 4 {
+            return None;
+        }
+        changes.sort_by(f64::total_cmp);
+        Some(changes[(changes.len() - 1) * 9 / 10])
+    }
+
     /// A meter's usual energy for `window`: the mean of the same time of day over the days held,
     /// else the mean of its last known windows.
     pub fn typical(&self, meter_key: i32, window: i64) -> Option<f64> {

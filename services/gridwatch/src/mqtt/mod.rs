@@ -1,6 +1,8 @@
-//! MQTT: broker options from the configuration, and the session that drives the event loop.
+//! MQTT: broker options from the configuration, the session that drives ingest's event loop,
+//! and the publishers the simulator and benchmarks use.
 
 pub mod options;
+pub mod publisher;
 pub mod session;
 
 pub use options::{broker_options, BrokerAddress};

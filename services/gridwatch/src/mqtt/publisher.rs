@@ -1,4 +1,5 @@
-//! A pool of QoS 1 publishers that reports when the broker has acknowledged everything.
+//! QoS 1 publishers that report when the broker has acknowledged everything: what the
+//! simulator, the demo and the benchmarks publish with.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,22 @@ impl Publisher {
             sent: 0,
             task,
         }
+    }
+
+    /// Queues one message at QoS 1 (waiting only if the client's queue is full).
+    pub async fn send(&mut self, topic: String, payload: Bytes) -> anyhow::Result<()> {
+        self.client
+            .publish_bytes(topic, QoS::AtLeastOnce, false, payload)
+            .await?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Waits until the broker acknowledged everything sent so far.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        let sent = self.sent;
+        self.acked.wait_for(|n| *n >= sent).await?;
+        Ok(())
     }
 
     /// Publishes `messages` at QoS 1, optionally paced at `per_second`, and waits for the acks.

@@ -1,0 +1,321 @@
+//! `gridwatch demo`: the East Kazakhstan case, end to end, in one process.
+//!
+//! It starts its own broker (deploy/mosquitto's configuration), a fresh database, and ingest, the
+//! detector and the API; simulates a region of a few thousand meters in which insiders divert
+//! 50 MW below a substation's boundary meter (rigging the feeders' meters so the feeders
+//! balance), a household runs mining rigs and a licensed farm consumes more than it bought;
+//! publishes it all over MQTT as fast as the broker takes it; waits for the detector to catch up;
+//! and prints what was found, how fast, and what it would have cost over two years.
+
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use clap::Args;
+
+use gridwatch_sim::{Scenario, SimConfig, Simulation};
+
+use crate::config::{Config, Secret};
+use crate::localbroker::LocalBroker;
+use crate::mqtt::publisher;
+use crate::services::{self, Service};
+use crate::simulate::{feed, scenario_by_name, FeedOptions};
+
+/// Options of `gridwatch demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Households in the simulated region (plus its commercial, industrial and mining meters).
+    #[arg(long, default_value_t = 3000)]
+    pub households: u32,
+    /// Simulated days (the diversion starts after the first).
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// Random seed of the simulation.
+    #[arg(long, default_value_t = 2025)]
+    pub seed: u64,
+    /// Stop after the report instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+    /// The shipped broker configuration.
+    #[arg(long, default_value = "deploy/mosquitto")]
+    pub broker_config: PathBuf,
+    /// Where the demo's broker keeps its files.
+    #[arg(long, default_value = ".run/demo")]
+    pub work_dir: PathBuf,
+    /// The demo's database (dropped and created again).
+    #[arg(long, default_value = "gridwatch_demo")]
+    pub database: String,
+    /// Longest wait for the detector, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+const INGEST_USER: &str = "gridwatch-ingest";
+const SIMULATOR_USER: &str = "gridwatch-simulator";
+
+/// The demo's simulation: the default East Kazakhstan region sized by `args`, with the insider
+/// diversion from the second day, one household mining from the start of the second day, and
+/// a farm over its quota.
+pub fn demo_sim_config(args: &DemoArgs, now: DateTime<Utc>) -> anyhow::Result<SimConfig> {
+    let mut config = SimConfig {
+        seed: args.seed,
+        days: args.days,
+        ..SimConfig::default()
+    };
+    // The run ends at the last midnight: readings are recent, and the detector's windows align.
+    let end = now.duration_trunc(TimeDelta::days(1)).unwrap_or(now);
+    config.start = end - TimeDelta::days(i64::from(args.days));
+    if let Some(region) = config.regions.first_mut() {
+        region.households = args.households;
+    }
+    let onset_hours = 24.0;
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for (name, extra) in [
+        (
+            "east-kazakhstan",
+            serde_json::json!({"insider": true, "onset_hours": onset_hours}),
+        ),
+        (
+            "unlicensed-mining",
+            serde_json::json!({"count": 1, "onset_hours": onset_hours}),
+        ),
+        (
+            "quota-overrun",
+            serde_json::json!({"onset_hours": onset_hours}),
+        ),
+    ] {
+        let mut json = serde_json::json!({ "name": name });
+        if let (Some(obj), Some(extra)) = (json.as_object_mut(), extra.as_object()) {
+            obj.extend(extra.clone());
+        }
+        scenarios
+            .push(serde_json::from_value(json).with_context(|| format!("the {name} scenario"))?);
+    }
+    config.scenarios = scenarios;
+    let _ = scenario_by_name;
+    Ok(config)
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("gridwatch demo: the East Kazakhstan case, end to end.");
+
+    // A broker of our own, with the production queue settings and fresh state.
+    let broker_dir = args.work_dir.join("broker");
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    let ingest_password = format!("demo-{:016x}", rand::random::<u64>());
+    let simulator_password = format!("demo-{:016x}", rand::random::<u64>());
+    let broker = LocalBroker::start(
+        &args.broker_config,
+        &broker_dir,
+        0,
+        &[
+            (INGEST_USER, ingest_password.as_str()),
+            (SIMULATOR_USER, simulator_password.as_str()),
+        ],
+    )
+    .context("Failed to start the demo's broker")?;
+    println!(
+        "  broker     mqtt://127.0.0.1:{} (deploy/mosquitto configuration)",
+        broker.port
+    );
+
+    // A fresh database.
+    let mut config = base.clone();
+    let admin = Secret::new(crate::db::with_database(
+        base.database_url.expose(),
+        "postgres",
+    )?);
+    crate::db::connect(&admin)
+        .await
+        .context("Failed to connect to PostgreSQL")?
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            args.database
+        ))
+        .await
+        .context("Failed to drop the previous demo database")?;
+    config.database_url = Secret::new(crate::db::with_database(
+        base.database_url.expose(),
+        &args.database,
+    )?);
+    config.migrate_on_start = true;
+    config.mqtt.url = Secret::new(broker.url(INGEST_USER, &ingest_password));
+    config.mqtt.client_id = "gridwatch-demo".into();
+    config.detector.poll_ms = 200;
+    if std::net::TcpListener::bind(config.http_addr).is_err() {
+        config.http_addr.set_port(0);
+    }
+    println!("  database   {} (created)", args.database);
+
+    let running =
+        services::start(&config, &[Service::Ingest, Service::Detect, Service::Api]).await?;
+    let http = running.http_addr;
+    println!("  services   ingest, detector and API in this process, HTTP on {http}");
+
+    let now = Utc::now();
+    let sim_config = demo_sim_config(&args, now)?;
+    let mut simulation = Simulation::new(sim_config).context("Invalid demo simulation")?;
+    let meters = simulation.registry().meters.len();
+    let mut client = crate::db::connect(&config.database_url).await?;
+    crate::registry::store::import_document(&mut client, simulation.registry(), "demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("The simulated registry was refused: {e}"))?;
+    println!(
+        "  grid       {} nodes and {meters} meters registered ({} households)",
+        simulation.registry().nodes.len(),
+        args.households
+    );
+
+    wait_until_subscribed(&client, &broker, &simulator_password, &config).await?;
+
+    // Publish the whole run as fast as the broker takes it.
+    let total = simulation.intervals();
+    let options = FeedOptions {
+        mqtt_url: broker.url(SIMULATOR_USER, &simulator_password),
+        topic_root: config.mqtt.topic_root.clone(),
+        publishers: 2,
+        speed: None,
+    };
+    let sim_start = simulation.config().start;
+    let sim_end = sim_start + TimeDelta::days(i64::from(args.days));
+    println!(
+        "  simulating {} to {} ({} days of 15-minute readings)",
+        sim_start.format("%Y-%m-%d %H:%M UTC"),
+        sim_end.format("%Y-%m-%d %H:%M UTC"),
+        args.days
+    );
+    let stats = feed(&mut simulation, &options, |done, stats| {
+        if done % 8 == 0 || done == total {
+            progress(&format!(
+                "  publishing {done}/{total} intervals, {} readings ({:.0}/s)",
+                stats.readings,
+                stats.readings as f64 / stats.elapsed_secs.max(0.001)
+            ));
+        }
+    })
+    .await?;
+    println!();
+
+    // Wait for the detector to evaluate everything the watermark allows.
+    let target = sim_end - TimeDelta::seconds(config.detector.allowed_lateness_secs);
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    loop {
+        let until: Option<DateTime<Utc>> = client
+            .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+            .await?
+            .get(0);
+        let stored: i64 = client
+            .query_one(
+                "SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters",
+                &[],
+            )
+            .await?
+            .get(0);
+        progress(&format!(
+            "  detecting  {stored} readings stored, evaluated up to {}",
+            until.map_or("-".into(), |u| u.format("%Y-%m-%d %H:%M UTC").to_string())
+        ));
+        if until.is_some_and(|u| u >= target - TimeDelta::minutes(15)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            println!();
+            bail!(
+                "the detector did not catch up within {} s",
+                args.timeout_secs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!();
+    let truth = simulation.ground_truth().clone();
+    report::print(&client, &truth, stats, started.elapsed(), http).await?;
+
+    if args.exit {
+        running.stop();
+    } else {
+        println!("\nServing until Ctrl-C.");
+        let stopper = running.stopper();
+        tokio::spawn(async move {
+            crate::shutdown::os_signal().await;
+            stopper.trigger();
+        });
+    }
+    running.wait().await?;
+    drop(broker);
+    Ok(())
+}
+
+/// Publishes a probe reading and a probe purchase and waits until both are kept as rejections:
+/// from then on ingest and the purchases consumer are subscribed and the broker keeps
+/// everything for them.
+async fn wait_until_subscribed(
+    client: &tokio_postgres::Client,
+    broker: &LocalBroker,
+    simulator_password: &str,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let root = &config.mqtt.topic_root;
+    let mut probe = publisher::connect(
+        broker.port,
+        SIMULATOR_USER,
+        simulator_password,
+        1,
+        "demo-probe",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for p in &mut probe {
+            p.send(
+                format!("{root}/meters/DEMO-PROBE/readings"),
+                Bytes::from_static(br#"{"ts":"2020-01-01T00:00:00Z","energy_wh":0}"#),
+            )
+            .await?;
+            p.send(
+                gridwatch_core::topic::purchase_filter(root),
+                Bytes::from_static(b"{\"probe\": true}"),
+            )
+            .await?;
+            p.flush().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let readings: i64 = client
+            .query_one(
+                "SELECT count(*) FROM rejections WHERE source = 'DEMO-PROBE'",
+                &[],
+            )
+            .await?
+            .get(0);
+        let purchases: i64 = client
+            .query_one(
+                "SELECT count(*) FROM rejections WHERE topic LIKE '%/market/purchases'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if readings > 0 && purchases > 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("ingest did not subscribe to the demo's broker within 60 s");
+        }
+    }
+    for p in probe {
+        p.close().await;
+    }
+    Ok(())
+}
+
+/// Rewrites the current terminal line.
+fn progress(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\r{line:<100}");
+    let _ = out.flush();
+}

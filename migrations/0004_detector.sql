@@ -17,6 +17,9 @@ CREATE TABLE detector_node_windows (
     input_wh      double precision,
     fed_wh        double precision NOT NULL,
     coverage      double precision NOT NULL,
+    -- One standard deviation of the balance's error from interpolated or imputed meters, Wh:
+    -- uncertain windows do not teach the loss model.
+    uncertainty_wh double precision NOT NULL DEFAULT 0,
     expected_wh   double precision NOT NULL,
     sigma_wh      double precision NOT NULL,
     excess_wh     double precision,

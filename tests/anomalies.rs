@@ -983,6 +983,13 @@ fn diversion() -> NewAnomaly {
     }
 }
 
+/// Keeps a chart in tests/output/ (ignored by git) for people to look at.
+fn save(name: &str, svg: &str) {
+    let dir = support::workspace_root().join("tests/output");
+    std::fs::create_dir_all(&dir).expect("output dir");
+    std::fs::write(dir.join(name), svg).expect("saved");
+}
+
 fn svg_texts(svg: &str) -> (roxmltree::Document<'_>, String) {
     let doc = roxmltree::Document::parse(svg)
         .unwrap_or_else(|e| panic!("the SVG is not XML: {e}\n{svg}"));
@@ -1101,12 +1108,7 @@ async fn a_diversions_evidence_is_its_nodes_balance_with_the_normal_band() {
             "{bad}"
         );
     }
-    std::fs::create_dir_all(support::workspace_root().join("tests/output")).expect("output dir");
-    std::fs::write(
-        support::workspace_root().join("tests/output/evidence-diversion.svg"),
-        &svg,
-    )
-    .expect("saved");
+    save("evidence-diversion.svg", &svg);
     api.stop().await;
 }
 
@@ -1203,7 +1205,7 @@ async fn a_meters_evidence_is_its_profile_before_and_after_from_its_register() {
         value_at(series(&tamper, 1, "register_wh"), "2025-10-01T00:00:00Z"),
         &json!(750.0)
     );
-    for id in &ids {
+    for (id, name) in ids.iter().zip(["mining", "tamper"]) {
         let svg = api
             .get(
                 &format!("/api/v1/anomalies/{id}/evidence.svg"),
@@ -1211,6 +1213,7 @@ async fn a_meters_evidence_is_its_profile_before_and_after_from_its_register() {
             )
             .await
             .text();
+        save(&format!("evidence-{name}.svg"), &svg);
         let (_, text) = svg_texts(&svg);
         assert!(
             text.contains("Electricity used") && text.contains("kWh per hour"),
@@ -1274,14 +1277,12 @@ async fn a_farms_evidence_is_metered_against_bought_energy() {
         )
         .await
         .json();
-    assert!(
-        e["title"]
-            .as_str()
-            .expect("title")
-            .contains("Qazaq Hash LLP"),
-        "{}",
-        e["title"]
+    assert_eq!(
+        e["title"],
+        "Mining farm KZ-MIN-042 used more electricity than it bought"
     );
+    let panel_title = e["panels"][0]["title"].as_str().expect("title");
+    assert!(panel_title.contains("Qazaq Hash LLP"), "{panel_title}");
     assert_eq!(
         value_at(series(&e, 0, "metered_wh"), "2025-10-01T05:00:00Z"),
         &json!(4_000_000.0)
@@ -1316,6 +1317,7 @@ async fn a_farms_evidence_is_metered_against_bought_energy() {
         )
         .await
         .text();
+    save("evidence-quota.svg", &svg);
     let (_, text) = svg_texts(&svg);
     for needle in [
         "Electricity used (its meters)",

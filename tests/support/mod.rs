@@ -8,12 +8,14 @@ pub mod db;
 pub mod ingest;
 pub mod publisher;
 pub mod registry;
+pub mod scenario;
 pub mod web;
 
 use std::time::Duration;
 
 pub use broker::Broker;
 pub use db::TestDb;
+#[allow(unused_imports)]
 pub use publisher::Publisher;
 
 /// A name no other test (or concurrent test run) uses.

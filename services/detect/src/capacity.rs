@@ -205,12 +205,19 @@ pub fn capacity_exceeded(
             } else {
                 ("step", 100.0 * (accuracy + step_tolerance))
             };
-            let above_reference = step_ref.map(|x| {
+            // What the farm drew before the condition (the history the step rule looks at),
+            // and the energy above it: the added machines' energy, which the energy above
+            // capacity understates when some registered machines are idle.
+            let before = span.start.saturating_sub(history)..span.start;
+            let before_known: Vec<usize> = before.filter(|i| energy[*i].is_some()).collect();
+            let before_hours: f64 = before_known.iter().map(|i| hours(&windows[*i].0)).sum();
+            let pre_w = (before_hours * 3.0 >= params.step_history_hours).then(|| {
+                before_known.iter().filter_map(|i| energy[*i]).sum::<f64>() / before_hours
+            });
+            let above_pre = pre_w.map(|w| {
                 known
                     .iter()
-                    .filter_map(|i| {
-                        energy[*i].map(|e| (e - unit_wh[*i] * x / (1.0 - accuracy).max(1e-9)).max(0.0))
-                    })
+                    .filter_map(|i| energy[*i].map(|e| (e - w * hours(&windows[*i].0)).max(0.0)))
                     .sum::<f64>()
             });
             let daily: Vec<serde_json::Value> = idx
@@ -258,8 +265,8 @@ pub fn capacity_exceeded(
                     "implied_machines": round(mean_w / rated_w, 1),
                     "unregistered_machines_estimate": ((mean_w - capacity_w).max(0.0) / rated_w).round(),
                     "energy_above_capacity_wh": above.round(),
-                    "pre_step_power_w": step_ref.map(|x| (x * capacity_w / (1.0 - accuracy).max(1e-9)).round()),
-                    "energy_above_pre_step_level_wh": above_reference.map(f64::round),
+                    "power_before_w": pre_w.map(f64::round),
+                    "energy_above_power_before_wh": above_pre.map(f64::round),
                     "accuracy_pct": accuracy_pct,
                     "tolerance_pct": params.tolerance_pct,
                     "min_duration_hours": params.min_duration_hours,

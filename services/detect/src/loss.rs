@@ -37,9 +37,10 @@ pub struct LossParams {
     /// a node's no-load loss and street lighting can be a large share of a light night load;
     /// with the default threshold a new node is flagged only above about 55 % of its load.
     pub prior_sigma_fraction: f64,
-    /// The most a node may lose legitimately, as a share of throughput (default 0.15): however
-    /// the model was learned, a residual above this is never "normal", so a theft present from
-    /// the first day cannot be learned as losses.
+    /// The most a node's residual may be, as a share of its load, to count as normal however
+    /// the model was learned (default 0.35: technical losses of 3-10 % plus street lighting and
+    /// the no-load loss of a lightly loaded transformer): a theft present from the first day
+    /// larger than this cannot be learned as normal.
     pub max_loss_fraction: f64,
     /// Windows of clean history needed before the learned model replaces the priors
     /// (default 64: sixteen hours of 15-minute windows, most of a daily cycle).
@@ -67,7 +68,7 @@ impl Default for LossParams {
         LossParams {
             prior_loss_fraction: 0.06,
             prior_sigma_fraction: 0.10,
-            max_loss_fraction: 0.15,
+            max_loss_fraction: 0.35,
             min_history: 64,
             huber_k: 1.5,
             sigma_floor_fraction: 0.005,
@@ -144,7 +145,11 @@ impl LossModel {
         }
         let mut offsets = vec![0.0; SLOTS];
         let mut base = [0.0; 3];
-        for _ in 0..2 {
+        // Load and time of day are correlated (evening peaks, night troughs), so the calendar
+        // offsets and the load terms can trade places; alternating fits with the load terms kept
+        // physical (losses grow with load) converge on the split in which the offsets carry
+        // what is calendar-driven.
+        for _ in 0..6 {
             let adjusted: Vec<(f64, f64)> = usable
                 .iter()
                 .map(|s| {
@@ -178,7 +183,7 @@ impl LossModel {
         }
     }
 
-    /// The residual expected for a load of `load_wh` in a window starting in `slot`, losses capped at
+    /// The residual expected for a load of `load_wh` in a window starting in `slot`, capped at
     /// `max_loss_fraction` of the load.
     pub fn expected(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
         let base =
@@ -189,7 +194,7 @@ impl LossModel {
             .get(usize::from(slot) % SLOTS)
             .copied()
             .unwrap_or(0.0);
-        base.min(cap) + offset
+        (base + offset).min(cap)
     }
 
     /// The residual's spread for a load of `load_wh`, never below the floors.
@@ -279,7 +284,30 @@ fn fit_base(points: &[(f64, f64)], huber_k: f64) -> [f64; 3] {
             *w = if u <= huber_k { 1.0 } else { huber_k / u };
         }
     }
-    [theta[0], theta[1] / scale, theta[2] / (scale * scale)]
+    physical(
+        [theta[0], theta[1] / scale, theta[2] / (scale * scale)],
+        points,
+    )
+}
+
+/// Least and largest share of the load the linear term may take: meter bias (an input meter
+/// reading low, customer meters reading high) can make it slightly negative; losses do not
+/// shrink as load grows.
+const LINEAR_RANGE: (f64, f64) = (-0.05, 0.20);
+
+/// Keeps the load terms physical — the linear share within [`LINEAR_RANGE`], the quadratic
+/// (I²R) term non-negative — and refits the constant as the median of what remains.
+fn physical(base: [f64; 3], points: &[(f64, f64)]) -> [f64; 3] {
+    let linear = base[1].clamp(LINEAR_RANGE.0, LINEAR_RANGE.1);
+    let quadratic = base[2].max(0.0);
+    if linear == base[1] && quadratic == base[2] {
+        return base;
+    }
+    let rest: Vec<f64> = points
+        .iter()
+        .map(|(x, y)| y - linear * x - quadratic * x * x)
+        .collect();
+    [median(&rest), linear, quadratic]
 }
 
 /// Solves the weighted normal equations for the first `terms` of (1, x, x²).
@@ -420,7 +448,7 @@ mod tests {
             linear: 0.9,
             ..LossModel::prior(&p)
         };
-        assert!((absurd.expected(10_000.0, 3, &p) - 1500.0).abs() < 1e-9);
+        assert!((absurd.expected(10_000.0, 3, &p) - 3500.0).abs() < 1e-9);
     }
 
     #[test]

@@ -3,30 +3,36 @@
 //! Irkutsk's criteria: consumption abnormally high, stable with no daily fluctuation, at least
 //! twice that of comparable premises. A rig runs 24/7 at a load factor near 1 (an S19 draws
 //! 3,250 W, 78 kWh a day) on top of whatever the premises draw anyway. Over the last `days`
-//! days of each meter, the rule looks for a *plateau* (see [`plateau`]): a band of hours at a
-//! level at least `min_level_ratio` times the comparables' median and `min_excess_w` above it,
-//! and for the runs of hours at or above that plateau. A run is mining-like when
+//! days of each meter, the rule looks for a *plateau* in its hourly power (each hour's median
+//! window, so that a kettle or a reboot is not an hour): the densest narrow band of hours at a
+//! level at least `min_level_ratio` times the comparables' median and `min_excess_w` above
+//! it, and the runs of hours at or above that plateau (outages of a few hours bridged). A run
+//! is mining-like when
 //! - most of its hours sit in the band (`min_near_share`) and almost none fall below it
 //!   (`min_floor_share`): a rig holds a floor, a heater's thermostat and night set-back do not;
-//! - its average day has almost no cycle (`max_cycle_ratio`): households and shops live by the
+//! - its typical day has almost no cycle (`max_cycle_ratio`): households and shops live by the
 //!   clock, bakeries bake at night, heaters follow the day's temperature;
 //! - its daily level does not move from day to day (`max_day_cv`): heating follows the weather,
 //!   which changes over days; a rig does not;
 //! - its load factor is high (`min_load_factor`);
-//! - it lasts.
+//! - it lasts (`min_hours`).
 //!
-//! Two sets of these thresholds apply. After an abrupt step up from the premises' own level
-//! (`after_onset`: a rig is plugged in; heating follows the cold over half a day and never
-//! jumps by kilowatts), the step is the strong evidence and the flatness thresholds only need
-//! to reject bakeries, shops and busy families: a rig is flagged two days after its onset.
-//! Without a seen onset (`steady`: it began before the data, or rose gradually), flatness is
-//! all there is, and a heated home in a calm cold week is flat too, so the thresholds are
-//! strict and the run must last the whole week. Profiles longer than `days` keep an onset in
-//! sight for longer.
+//! Two sets of these thresholds apply. After an abrupt onset (`after_onset`: the hour after
+//! some window lies above the hour before it by most of a step of at least `min_excess_w`,
+//! and the step is not part of the premises' usual day), the step is the strong evidence: a
+//! rig is plugged in, while heating follows the cold over hours and its set-back ends every
+//! morning. The run is then judged on what was added, the premises' usual day (from the days
+//! before) taken out, so a rig on top of storage heaters or a shop's hours is as flat as it
+//! is, and the flatness thresholds only need to reject what remains: a rig is flagged two
+//! days after its onset. Without a seen onset (`steady`: it began before the data, or rose
+//! gradually), flatness is all there is, and a heated home in a calm cold week is flat too,
+//! so the thresholds are strict and the run must last the whole week. Profiles longer than
+//! `days` keep an onset in sight for longer.
 //!
 //! Every threshold has to hold: each one alone lets some confounder through, together they
-//! describe a constant load added to a connection. The thresholds are ratios, so they do not
-//! depend on the grid, the tariff or the rig's model.
+//! describe a constant load added to a connection. The thresholds are ratios (and one power,
+//! the size of the smallest step that counts), so they do not depend on the grid, the tariff
+//! or the rig's model.
 
 mod plateau;
 
@@ -42,7 +48,7 @@ use gridwatch_core::RegionId;
 use crate::finding::{Finding, Kind};
 use crate::hourly::StepSeries;
 use crate::profile::MeterProfile;
-use crate::stats::{mean, median, round};
+use crate::stats::{mean, median, quantile, round};
 use plateau::{features, plateau_level, runs, Features, Run};
 
 /// How flat and how long a plateau must be to look like a rig.
@@ -89,11 +95,12 @@ pub struct MiningParams {
     /// Relative half-width of the plateau band (default 0.10). A rig's draw varies by about
     /// 1 %, the household on top of two rigs by a few percent.
     pub flat_band: f64,
-    /// Thresholds for a run that begins with an abrupt step up from the premises' own level
-    /// (default: near 0.70, floor 0.85, cycle 1.12, day-to-day 0.035, load factor 0.75,
-    /// 48 hours). The step is the strong evidence: heating grows with the cold over hours and
-    /// never jumps by kilowatts, so these only have to reject bakeries, shops and families.
-    /// A rig is flagged two days after it is plugged in.
+    /// Thresholds for a run that begins with an abrupt step up from the premises' own level,
+    /// judged on what was added to the premises' usual day (default: near 0.70, floor 0.85,
+    /// cycle 1.12, day-to-day 0.035, load factor 0.75, 48 hours). The step is the strong
+    /// evidence: heating grows with the cold over hours and never jumps by kilowatts, so these
+    /// only have to reject what a step can also be (a heater switched on at full power still
+    /// follows the weather). A rig is flagged two days after it is plugged in.
     pub after_onset: Flatness,
     /// Thresholds for a run without a seen onset (it began before the profile, or rose
     /// gradually) (default: near 0.85, floor 0.93, cycle 1.07, day-to-day 0.015, load factor
@@ -275,8 +282,54 @@ fn candidates(
         .into_iter()
         .filter(|run| run.last >= from)
         .filter_map(|run| {
-            let f = features(steps, &means.power_w, &run, level_w, band, &window_power)?;
-            let baseline_w = onset(steps, &run, level_w, params);
+            let raw = features(steps, &means.power_w, &run, level_w, band, &window_power)?;
+            // What was added at the run's start: the premises' own usual day (storage heaters
+            // charging at night, a heater's set-back ending at dawn, a shop's opening hours)
+            // taken out, so that a daily jump is not an onset and a rig on top of a daily
+            // cycle is as flat as it is.
+            let added = without_usual_day(
+                steps,
+                &means.power_w,
+                &window_power,
+                run.first,
+                to_steps(params.baseline_hours),
+            );
+            let baseline_w = added.as_ref().and_then(|(shape, _, windows)| {
+                let level = median(
+                    &shape.power_w[run.first..=run.last]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect::<Vec<_>>(),
+                )?;
+                onset(shape, &run, level, windows, params)?;
+                // The premises' own mean power before the onset, for the energy.
+                let want = to_steps(params.baseline_hours);
+                mean(
+                    &means.power_w[run.first.saturating_sub(want)..run.first]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect::<Vec<_>>(),
+                )
+            });
+            let f = match (&added, baseline_w) {
+                (Some((shape, mean_w, windows)), Some(_)) => {
+                    let level = median(
+                        &shape.power_w[run.first..=run.last]
+                            .iter()
+                            .flatten()
+                            .copied()
+                            .collect::<Vec<_>>(),
+                    )?;
+                    let f = features(shape, mean_w, &run, level, band, windows)?;
+                    Features {
+                        mean_w: raw.mean_w,
+                        ..f
+                    }
+                }
+                _ => raw,
+            };
             let t = if baseline_w.is_some() {
                 &params.after_onset
             } else {
@@ -308,6 +361,48 @@ fn candidates(
             })
         })
         .collect()
+}
+
+/// `steps` (hourly medians), `means` (hourly means) and `window_power_w` less the premises'
+/// usual day: per hour of the day, the median over the `baseline_steps` before `onset`, the
+/// day's average added back so that levels keep their meaning. `None` when some hour of the
+/// day has no value before the onset.
+fn without_usual_day(
+    steps: &StepSeries,
+    means: &[Option<f64>],
+    window_power_w: &[f64],
+    onset: usize,
+    baseline_steps: usize,
+) -> Option<(StepSeries, Vec<Option<f64>>, Vec<f64>)> {
+    let per_day = steps.per_day();
+    let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); per_day];
+    for i in onset.saturating_sub(baseline_steps)..onset {
+        if let Some(p) = steps.power_w[i] {
+            by_slot[steps.slot_of_day(i)].push(p);
+        }
+    }
+    let usual: Vec<f64> = by_slot.iter().map(|v| median(v)).collect::<Option<_>>()?;
+    let average = usual.iter().sum::<f64>() / per_day as f64;
+    let adjust = |i: usize, p: f64| p - usual[steps.slot_of_day(i)] + average;
+    let mut shape = steps.clone();
+    for (i, p) in shape.power_w.iter_mut().enumerate() {
+        *p = p.map(|p| adjust(i, p));
+    }
+    let mean_w = means
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.map(|p| adjust(i, p)))
+        .collect();
+    let per_step = steps.windows_per_step.max(1);
+    let windows = window_power_w
+        .iter()
+        .enumerate()
+        .map(|(w, p)| match w.checked_sub(steps.first_window) {
+            Some(k) if k / per_step < steps.power_w.len() => adjust(k / per_step, *p),
+            _ => f64::NAN,
+        })
+        .collect();
+    Some((shape, mean_w, windows))
 }
 
 /// The start (step index) of the analysed period of `steps`.
@@ -350,10 +445,19 @@ fn judge(
 }
 
 /// The premises' own level before a run (mean power, W) when the run begins with an abrupt
-/// step up from it: at least 24 known hours before, a step of at least `min_excess_w`, and the
+/// step up from it: at least 24 known hours before, a step of at least `min_excess_w`, the
 /// four hours before the onset hour still within a quarter of the way from the old level to
-/// the plateau. A rig is plugged in; a heater's load follows the cold over half a day.
-fn onset(steps: &StepSeries, run: &Run, level_w: f64, params: &MiningParams) -> Option<f64> {
+/// the plateau, and most of the step taken at once: the low quartile of the hour after some
+/// window at least 0.6 of the step above the high quartile of the hour before it
+/// (`window_power_w`). A rig is plugged in; a heater's load follows the cold over hours, and
+/// the end of its night set-back lifts it by a tenth.
+fn onset(
+    steps: &StepSeries,
+    run: &Run,
+    level_w: f64,
+    window_power_w: &[f64],
+    params: &MiningParams,
+) -> Option<f64> {
     let hour = steps.step_hours().max(1e-9);
     let approach = ((4.0 / hour).ceil() as usize).max(1);
     let last_before = run.first.checked_sub(1)?;
@@ -368,13 +472,37 @@ fn onset(steps: &StepSeries, run: &Run, level_w: f64, params: &MiningParams) -> 
     }
     let baseline = mean(&before)?;
     let typical = median(&before)?;
+    let step_w = level_w - typical;
     let near: Vec<f64> = steps.power_w[last_before.saturating_sub(approach)..last_before]
         .iter()
         .flatten()
         .copied()
         .collect();
-    let abrupt = mean(&near).is_some_and(|m| m <= typical + 0.25 * (level_w - typical));
-    (level_w - typical >= params.min_excess_w && abrupt).then_some(baseline)
+    let approached = mean(&near).is_some_and(|m| m <= typical + 0.25 * step_w);
+    // The jump itself: the hour after some window lies above the hour before it by most of
+    // the step, low quartile against high quartile (a rig lifts the floor at once; kettles
+    // and a heater's slow rise do not), from the hour before the run's first hour to its
+    // end.
+    let per_hour = steps.windows_per_step.max(1);
+    let quartile = |r: std::ops::Range<usize>, q: f64| -> Option<f64> {
+        let v: Vec<f64> = r
+            .filter_map(|w| window_power_w.get(w).copied())
+            .filter(|x| x.is_finite())
+            .collect();
+        if v.len() * 2 < per_hour {
+            return None;
+        }
+        quantile(&v, q)
+    };
+    let windows = steps.windows(last_before).start..steps.windows(run.first).end;
+    let jump = windows
+        .filter_map(|w| {
+            let after = quartile(w..w + per_hour, 0.25)?;
+            let before = quartile(w.checked_sub(per_hour)?..w, 0.75)?;
+            Some(after - before)
+        })
+        .fold(f64::MIN, f64::max);
+    (step_w >= params.min_excess_w && approached && jump >= 0.6 * step_w).then_some(baseline)
 }
 
 /// The first window, from the start of `step`'s predecessor, from which every known window up

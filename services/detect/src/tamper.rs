@@ -2,20 +2,21 @@
 //!
 //! What a meter's data can show, by strength of evidence:
 //! - **a register running backwards** ([`meter_tamper`]): a register never decreases on its
-//!   own. High confidence, raised at once.
+//!   own. High confidence, raised at once (a fall of more than a week's consumption in one
+//!   window is a reset or a replaced meter, and is left out).
 //! - **a drop in reported energy matched by the node's residual** ([`residual_match`]): the
 //!   meter's daily energy falls (a changepoint in log daily energy, robust to the household's
 //!   day-to-day spread) and the node's unexplained residual rises by about as much over the
 //!   same days. Each alone is common (holidays, other thefts); together they name the meter.
 //!   This is how h1-h4, caps, subtraction and partial zeroing (Jokar et al.) are caught. A
 //!   drop alone is not raised: a family on holiday drops as much as an attacked meter.
-//! - **a flat line at the daily mean** ([`meter_tamper`], Jokar h5): a day of identical
-//!   readings at the meter's usual level, from a meter whose history is not flat. It moves no
-//!   energy over a day, so its finding carries 0 Wh: it flags a device, not a loss.
-//! - **a day reversed** ([`meter_tamper`], Jokar h6): the day's shape fits the meter's usual
-//!   day mirrored in time far better than the usual day itself, day after day. It moves no
-//!   daily energy either; only households with a lopsided day (a morning and an evening peak)
-//!   can show it.
+//! - **a flat line at the daily mean** ([`meter_tamper`], Jokar h5): whole days of identical
+//!   readings at about the meter's usual level, each day at its own level. It moves no energy
+//!   over a day, so its finding carries 0 Wh: it flags a device, not a loss.
+//! - **a day reversed** ([`meter_tamper`], Jokar h6): for five days or more, the day's shape
+//!   fits the meter's usual day (the week before) mirrored in time far better than the usual
+//!   day itself. It moves no daily energy either; only households with a lopsided day (a
+//!   morning and an evening peak) can show it, and only after a week of clean history.
 //!
 //! Findings of one meter may overlap (a backwards register also drops the daily energy):
 //! [`merge_overlapping`] joins them into one condition per meter.
@@ -68,29 +69,35 @@ pub struct TamperParams {
     /// household's quiet week that happens to meet a noisy week of its node does not (600
     /// clean meters of three weeks gave one such chance match with correlation 0.25).
     pub min_daily_correlation: f64,
-    /// Shortest flat line, hours (default 12: longer than the service bridges a gap by
-    /// interpolation, which also draws a flat line).
+    /// Shortest flat run, hours (default 20): h5 reports a whole day at its mean. An empty
+    /// home's smooth standby stays level for 16 hours at most before the morning ramps it;
+    /// the service bridges gaps of 6 hours by interpolation, which is flat too.
     pub min_flat_hours: f64,
-    /// Two consecutive windows are "flat" when they differ by at most this share (default
-    /// 0.01) or by `flat_tolerance_wh` (register rounding).
+    /// A run is flat when all its readings lie within this share of its level (default
+    /// 0.01) or within `flat_tolerance_wh` (register rounding).
     pub flat_tolerance_share: f64,
     /// Absolute flatness tolerance, Wh (default 2: two register roundings of 1 Wh).
     pub flat_tolerance_wh: f64,
-    /// A flat line counts only at a level of at least this share of the meter's usual power
-    /// (default 0.3): h5 sits at the daily mean, an empty home's standby far below it.
+    /// A flat run counts only at a level of at least this share of the meter's usual daily
+    /// mean power (default 0.5): h5 sits at the day's mean, an empty home's standby far below
+    /// it.
     pub min_flat_level_share: f64,
-    /// A meter whose history (outside the flat lines) has more flat steps than this share is
-    /// flat by nature (a constant load), and its flat lines prove nothing (default 0.5). A
-    /// household's quiet nights make 15 to 30 % of its steps flat; its days never are, which
-    /// is why a flat line must last `min_flat_hours`.
-    pub max_history_flat_share: f64,
-    /// Days a reversal must last (default 3).
+    /// Days a reversal must last (default 5: a weekend's late, long mornings fit a weekday
+    /// mirrored better than the weekday itself, so a reversal must hold over working days
+    /// too).
     pub min_reversal_days: u32,
+    /// Days before a reversal's onset that make the meter's usual day (default 7, three
+    /// quarters of them known): the days just before, so that a season's slow drift of the
+    /// day's shape does not look like a reversal, and a whole week, so that a weekend is part
+    /// of the usual.
+    pub reversal_reference_days: u32,
     /// Smallest mean gain in correlation of a reversed day with the usual day mirrored, over
-    /// the usual day itself (default 0.3).
+    /// the usual day itself (default 0.5; clean households drifting with the season reach
+    /// about 0.3).
     pub min_reversal_gain: f64,
-    /// Welch t of that gain, after against before (default 5: the axis of the mirror is
-    /// searched among 24 hours and the onset among the days).
+    /// Welch t of that gain, after against before (default 6: the axis of the mirror is
+    /// searched among 24 hours and the onset among the days; clean households reached 5 to 6
+    /// in simulated months).
     pub reversal_t: f64,
     /// Share of a day's windows that must be known for the day to count (default 0.8).
     pub min_day_coverage: f64,
@@ -107,14 +114,14 @@ impl Default for TamperParams {
             node_z: 3.5,
             min_match_ratio: 0.5,
             min_daily_correlation: 0.3,
-            min_flat_hours: 12.0,
+            min_flat_hours: 20.0,
             flat_tolerance_share: 0.01,
             flat_tolerance_wh: 2.0,
-            min_flat_level_share: 0.3,
-            max_history_flat_share: 0.5,
-            min_reversal_days: 3,
-            min_reversal_gain: 0.3,
-            reversal_t: 5.0,
+            min_flat_level_share: 0.5,
+            min_reversal_days: 5,
+            reversal_reference_days: 7,
+            min_reversal_gain: 0.5,
+            reversal_t: 6.0,
             min_day_coverage: 0.8,
         }
     }
@@ -131,8 +138,27 @@ pub fn meter_tamper(profile: &MeterProfile, params: &TamperParams) -> Vec<Findin
 
 /// The windows whose register ran backwards, grouped into conditions.
 fn backwards(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
-    let flagged: Vec<usize> = (0..p.backwards.len().min(p.energy_wh.len()))
-        .filter(|i| p.backwards[*i])
+    let ran_back = |i: usize| p.backwards.get(i).copied().unwrap_or(false);
+    // The usual energy of each window of the day, from the windows that did not run back:
+    // what the meter should have counted instead.
+    let per_day = p.spec.per_day().max(1) as usize;
+    let usual: Vec<f64> = (0..per_day)
+        .map(|slot| {
+            let v: Vec<f64> = (slot..p.energy_wh.len())
+                .step_by(per_day)
+                .filter(|i| !ran_back(*i))
+                .filter_map(|i| p.energy_wh[i])
+                .collect();
+            mean(&v).unwrap_or(0.0).max(0.0)
+        })
+        .collect();
+    // A register that falls by more than a week of the meter's consumption in one window was
+    // reset or replaced, not rolled back by a device (which runs it back at the rate of the
+    // consumption it hides): not a tamper finding.
+    let usual_day: f64 = usual.iter().sum();
+    let reset = |i: usize| p.energy_wh[i].is_some_and(|e| -e > 7.0 * usual_day.max(1.0));
+    let flagged: Vec<usize> = (0..p.energy_wh.len())
+        .filter(|i| ran_back(*i) && !reset(*i))
         .collect();
     let gap = (params.backwards_merge_hours * 3600.0 / p.spec.seconds.max(1) as f64) as usize;
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -142,19 +168,6 @@ fn backwards(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
             _ => groups.push(vec![i]),
         }
     }
-    // The usual energy of each window of the day, from the windows that did not run back:
-    // what the meter should have counted instead.
-    let per_day = p.spec.per_day().max(1) as usize;
-    let usual: Vec<f64> = (0..per_day)
-        .map(|slot| {
-            let v: Vec<f64> = (slot..p.energy_wh.len())
-                .step_by(per_day)
-                .filter(|i| !p.backwards[*i])
-                .filter_map(|i| p.energy_wh[i])
-                .collect();
-            mean(&v).unwrap_or(0.0).max(0.0)
-        })
-        .collect();
     let n = p.energy_wh.len();
     groups
         .into_iter()

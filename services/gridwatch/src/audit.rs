@@ -452,7 +452,11 @@ pub async fn run(args: VerifyArgs, config: &Config) -> anyhow::Result<ExitCode> 
             }
         },
     };
-    let mut client = crate::db::prepare(&config.database_url, config.migrate_on_start).await?;
+    // Read only: an audited database (a restored backup, say) is neither created nor migrated.
+    let mut client = crate::db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::db::describe(&e)))
+        .context("Failed to connect to the database (check GRIDWATCH_DATABASE_URL)")?;
     let report = verify(&mut client, expect_head)
         .await
         .map_err(|e| anyhow::anyhow!(crate::db::describe(&e)))

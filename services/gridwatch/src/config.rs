@@ -73,6 +73,16 @@ pub struct DetectorConfig {
     pub suspects: gridwatch_detect::suspects::SuspectParams,
     /// Severity ladder.
     pub severity: gridwatch_detect::finding::SeverityThresholds,
+    /// Unlicensed mining on household and commercial connections.
+    pub mining: gridwatch_detect::mining::MiningParams,
+    /// Meter tampering seen in a meter's own profile.
+    pub tamper: gridwatch_detect::tamper::TamperParams,
+    /// Licensed farms' metered energy against the energy they bought.
+    pub quota: gridwatch_detect::quota::QuotaParams,
+    /// Sustained power above registered machines.
+    pub capacity: gridwatch_detect::capacity::CapacityParams,
+    /// The regional licensed-mining share (the 70/30 programme).
+    pub share: gridwatch_detect::share::ShareParams,
 }
 
 impl Default for DetectorConfig {
@@ -90,6 +100,11 @@ impl Default for DetectorConfig {
             diversion: Default::default(),
             suspects: Default::default(),
             severity: Default::default(),
+            mining: Default::default(),
+            tamper: Default::default(),
+            quota: Default::default(),
+            capacity: Default::default(),
+            share: Default::default(),
         }
     }
 }

@@ -199,7 +199,7 @@ fn unregistered_machines_hidden_under_the_tolerance_are_flagged_by_their_step() 
             .abs()
             <= 60
     );
-    let above_pre_step = found[0].evidence["energy_above_pre_step_level_wh"]
+    let above_pre_step = found[0].evidence["energy_above_power_before_wh"]
         .as_f64()
         .expect("energy");
     // 15 machines x 3,250 W x 0.97 x 1.015 for a day, less the accuracy allowance.

@@ -443,3 +443,37 @@ fn small_regions_are_compared_with_their_class_everywhere() {
     assert_eq!(found[0].evidence["comparables_scope"], "class");
     assert_eq!(found[0].region, Some(RegionId::parse("tiny").expect("id")));
 }
+
+#[test]
+fn rigs_on_top_of_storage_heating_are_judged_on_what_was_added() {
+    // Storage heaters charge at night: the home's own day is anything but flat. Two rigs
+    // plugged in on day 4 add a flat 6.5 kW to it, which is what the rule must see.
+    let days = 9;
+    let mut rng = Rng::new(21);
+    let mut all = village(9, 80, days);
+    let w = winter(&mut rng, days, -18.0, 3.0);
+    let base = synth::household(&mut rng, days, 300.0);
+    let heat = synth::storage_heating(&w, 180.0, 16.0, 12_000.0);
+    let onset = 4 * PER_DAY + 50;
+    let r = synth::rigs(&mut rng, days * PER_DAY, 2, 3_250.0, onset, usize::MAX, &[]);
+    let home = synth::sum(&[&base, &heat]);
+    all.push(profile(
+        "STORAGE-RIG",
+        MeterClass::Household,
+        &synth::sum(&[&home, &r]),
+    ));
+    all.push(profile("STORAGE", MeterClass::Household, &home));
+    let found = flagged(&all);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0].meter.as_ref().map(|m| m.as_str()),
+        Some("STORAGE-RIG")
+    );
+    assert_eq!(found[0].started_at, all[0].window(onset).start);
+    let truth: f64 = r.iter().map(|p| p * 0.25).sum();
+    assert!(
+        (found[0].energy_wh - truth).abs() < 0.1 * truth,
+        "{} vs {truth}",
+        found[0].energy_wh
+    );
+}

@@ -394,15 +394,22 @@ pub fn residual_match(
     if follow < params.min_daily_correlation {
         return None;
     }
+    // Confidence: 0.6 for a match at the thresholds, more as the node's rise is clearer, as
+    // it equals what the meter hid (the meter then explains the whole loss) and as it follows
+    // the meter day by day; less when the node lost far more than the meter hid (another
+    // meter, or a diversion, may explain it, and this meter's drop may be a coincidence).
+    let size_fit = if (0.7..=1.5).contains(&ratio) {
+        0.1
+    } else if ratio > 2.0 {
+        -0.1
+    } else {
+        0.0
+    };
     let confidence = (0.6
         + 0.15 * ((node_z - params.node_z) / params.node_z.max(1e-9)).clamp(0.0, 1.0)
-        + if (0.7..=1.5).contains(&ratio) {
-            0.1
-        } else {
-            0.0
-        }
+        + size_fit
         + 0.1 * follow.clamp(0.0, 1.0))
-    .min(0.95);
+    .clamp(0.5, 0.95);
     let days_shown = daily.len().saturating_sub(28);
     let series: Vec<serde_json::Value> = (days_shown..daily.len())
         .map(|d| {

@@ -416,3 +416,14 @@ fn calibration() {
         }
     }
 }
+
+#[test]
+fn a_replaced_meter_starting_again_from_zero_is_not_a_tamper() {
+    let days = 10;
+    let x = home(6_000, days);
+    let mut p = meter("M-NEW", &x);
+    // The register fell from 5,000 kWh to 0: one window of -5,000 kWh.
+    p.energy_wh[400] = Some(-5_000_000.0);
+    p.backwards[400] = true;
+    assert!(meter_tamper(&p, &TamperParams::default()).is_empty());
+}

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Args;
 
@@ -21,7 +20,6 @@ use gridwatch_sim::{Scenario, SimConfig, Simulation};
 
 use crate::config::{Config, Secret};
 use crate::localbroker::LocalBroker;
-use crate::mqtt::publisher;
 use crate::services::{self, Service};
 use crate::simulate::{feed, scenario_by_name, FeedOptions};
 
@@ -172,7 +170,14 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
         args.households
     );
 
-    wait_until_subscribed(&client, &broker, &simulator_password, &config).await?;
+    crate::simulate::wait_until_consuming(
+        &client,
+        broker.port,
+        SIMULATOR_USER,
+        &simulator_password,
+        &config.mqtt.topic_root,
+    )
+    .await?;
 
     // Publish the whole run as fast as the broker takes it.
     let total = simulation.intervals();
@@ -249,66 +254,6 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
     }
     running.wait().await?;
     drop(broker);
-    Ok(())
-}
-
-/// Publishes a probe reading and a probe purchase and waits until both are kept as rejections:
-/// from then on ingest and the purchases consumer are subscribed and the broker keeps
-/// everything for them.
-async fn wait_until_subscribed(
-    client: &tokio_postgres::Client,
-    broker: &LocalBroker,
-    simulator_password: &str,
-    config: &Config,
-) -> anyhow::Result<()> {
-    let root = &config.mqtt.topic_root;
-    let mut probe = publisher::connect(
-        broker.port,
-        SIMULATOR_USER,
-        simulator_password,
-        1,
-        "demo-probe",
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        for p in &mut probe {
-            p.send(
-                format!("{root}/meters/DEMO-PROBE/readings"),
-                Bytes::from_static(br#"{"ts":"2020-01-01T00:00:00Z","energy_wh":0}"#),
-            )
-            .await?;
-            p.send(
-                gridwatch_core::topic::purchase_filter(root),
-                Bytes::from_static(b"{\"probe\": true}"),
-            )
-            .await?;
-            p.flush().await?;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let readings: i64 = client
-            .query_one(
-                "SELECT count(*) FROM rejections WHERE source = 'DEMO-PROBE'",
-                &[],
-            )
-            .await?
-            .get(0);
-        let purchases: i64 = client
-            .query_one(
-                "SELECT count(*) FROM rejections WHERE topic LIKE '%/market/purchases'",
-                &[],
-            )
-            .await?
-            .get(0);
-        if readings > 0 && purchases > 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("ingest did not subscribe to the demo's broker within 60 s");
-        }
-    }
-    for p in probe {
-        p.close().await;
-    }
     Ok(())
 }
 

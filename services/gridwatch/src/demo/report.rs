@@ -18,7 +18,7 @@ fn kzt(value: f64) -> String {
     let digits = whole.abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -55,7 +55,7 @@ pub async fn print(
             "SELECT a.id, a.kind, a.severity, a.node, a.meter, a.licence, a.started_at, a.ended_at,
                     a.energy_wh, a.loss_kzt, a.suspects, r.tariff_kzt_per_kwh
              FROM anomalies a LEFT JOIN regions r ON r.id = a.region
-             WHERE a.kind <> 'data_gap'
+             WHERE a.kind <> 'data_gap' AND NOT a.evidence ? 'withdrawn'
              ORDER BY a.loss_kzt * a.confidence DESC",
             &[],
         )

@@ -13,6 +13,9 @@ use super::evaluate::{average_power_w, window_number, Context, RegionState};
 use super::grid::RegionInfo;
 use crate::anomalies::{raise, NewAnomaly, Severity};
 
+/// (hour of day, energy Wh) per window.
+type HourSeries = Vec<(u8, Option<f64>)>;
+
 /// Who the history names for what the detector does.
 pub const ACTOR: &str = "detector";
 
@@ -122,7 +125,7 @@ pub async fn raise_diversion(
         let hour_of = |k: i64| ((k * ctx.spec.seconds).rem_euclid(86_400) / 3600) as u8;
         let excess: Vec<Option<f64>> =
             excess_series(tx, grid.node_keys[node], start, until).await?;
-        let series: Vec<(String, Vec<(u8, Option<f64>)>, Vec<(u8, Option<f64>)>)> = terms
+        let series: Vec<(String, HourSeries, HourSeries)> = terms
             .fed
             .iter()
             .map(|&m| {

@@ -188,7 +188,15 @@ pub async fn evaluate(
                     end,
                 });
             }
-            rows.push(nk, w.start, &input, &outcome, state, model.is_learned());
+            rows.push(
+                nk,
+                w.start,
+                &input,
+                &outcome,
+                state,
+                model.is_learned(),
+                b.uncertainty_wh,
+            );
         }
         rows.write(tx).await?;
         // Unaccounted energy at the region's roots, for the operators' dashboard.
@@ -278,10 +286,12 @@ struct Rows {
     in_case: Vec<bool>,
     in_gap: Vec<bool>,
     learned: Vec<bool>,
+    uncertainty: Vec<f64>,
     state: Vec<serde_json::Value>,
 }
 
 impl Rows {
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         node: i32,
@@ -290,7 +300,9 @@ impl Rows {
         outcome: &gridwatch_detect::diversion::WindowOutcome,
         state: &NodeState,
         model_learned: bool,
+        uncertainty_wh: f64,
     ) {
+        self.uncertainty.push(uncertainty_wh);
         self.node.push(node);
         self.start.push(start);
         self.input.push(input.input_wh);
@@ -319,16 +331,16 @@ impl Rows {
         tx.execute(
             "INSERT INTO detector_node_windows (node_key, window_start, input_wh, fed_wh,
                  coverage, expected_wh, sigma_wh, excess_wh, z, in_case, in_gap, state,
-                 model_learned)
+                 model_learned, uncertainty_wh)
              SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::float8[], $4::float8[],
                  $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[],
-                 $10::bool[], $11::bool[], $12::jsonb[], $13::bool[])
+                 $10::bool[], $11::bool[], $12::jsonb[], $13::bool[], $14::float8[])
              ON CONFLICT (node_key, window_start) DO UPDATE SET
                  input_wh = EXCLUDED.input_wh, fed_wh = EXCLUDED.fed_wh,
                  coverage = EXCLUDED.coverage, expected_wh = EXCLUDED.expected_wh,
                  sigma_wh = EXCLUDED.sigma_wh, excess_wh = EXCLUDED.excess_wh, z = EXCLUDED.z,
                  in_case = EXCLUDED.in_case, in_gap = EXCLUDED.in_gap, state = EXCLUDED.state,
-                 model_learned = EXCLUDED.model_learned",
+                 model_learned = EXCLUDED.model_learned, uncertainty_wh = EXCLUDED.uncertainty_wh",
             &[
                 &self.node,
                 &self.start,
@@ -343,6 +355,7 @@ impl Rows {
                 &self.in_gap,
                 &self.state,
                 &self.learned,
+                &self.uncertainty,
             ],
         )
         .await?;

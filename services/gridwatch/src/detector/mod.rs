@@ -9,6 +9,7 @@
 //! so a restarted detector redoes exactly that cycle; progress, node states and loss models are
 //! stored, so replaying a month at full speed gives the anomalies living through it gives.
 
+pub mod analyses;
 pub mod cases;
 pub mod evaluate;
 pub mod grid;
@@ -33,8 +34,11 @@ use evaluate::{evaluate, load_states, window_number, Context, RegionState};
 use grid::Grid;
 use series::MeterSeries;
 
-/// Days of per-meter windows kept in memory (suspects and the daily analyses look a week back).
-const SERIES_DAYS: usize = 8;
+/// A region's stored progress: newest reading time seen, end of the last window evaluated.
+type Progress = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Days of per-meter windows kept in memory (the daily analyses look two weeks back).
+const SERIES_DAYS: usize = 15;
 
 /// The detector of one process.
 pub struct Detector {
@@ -128,7 +132,7 @@ impl Detector {
                 &[&region_keys],
             )
             .await?;
-        let mut stored: HashMap<i32, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = progress
+        let mut stored: HashMap<i32, Progress> = progress
             .iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect();
@@ -219,15 +223,21 @@ impl Detector {
             self.ensure_series(&tx, grid, region, &first_window).await?;
             let ctx = Context {
                 cfg: &self.config.detector,
-                spec: spec,
+                spec,
                 thresholds,
                 grid,
             };
             let Some(state) = self.regions.get_mut(&region.id) else {
                 continue;
             };
+            let previous = state.evaluated_until;
             let states = evaluate(&tx, &ctx, region, state, &windows, states).await?;
             let until = windows.last().map(|w| w.end);
+            if let Some(until) = until {
+                if previous.is_none_or(|p| until > p) {
+                    analyses::run(&tx, &ctx, region, state, previous, until, &self.metrics).await?;
+                }
+            }
             state.states = Some(states);
             state.evaluated_until = until;
             write_progress(&tx, region.key, region_newest, watermark, until).await?;

@@ -10,6 +10,10 @@ use gridwatch_detect::loss::{LossModel, LossParams, ResidualSample};
 
 /// Least coverage for a window to teach the model.
 const TRAINING_COVERAGE: f64 = 0.98;
+/// Largest interpolation uncertainty, as a share of the load, for a window to teach the model:
+/// a big meter interpolated across a missed reading (a farm's outage, a factory's shift
+/// change) would otherwise teach a calendar offset that is not there.
+const TRAINING_UNCERTAINTY: f64 = 0.005;
 
 /// The models of `node_keys` for `day`: stored ones, else fitted now from the `history_days`
 /// before it and stored.
@@ -50,8 +54,14 @@ pub async fn for_day(
              FROM detector_node_windows
              WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
                AND NOT (in_case AND model_learned) AND NOT in_gap AND input_wh IS NOT NULL
-               AND coverage >= $4",
-            &[&missing, &from, &day_start, &TRAINING_COVERAGE],
+               AND coverage >= $4 AND uncertainty_wh <= $5 * greatest(abs(fed_wh), 1)",
+            &[
+                &missing,
+                &from,
+                &day_start,
+                &TRAINING_COVERAGE,
+                &TRAINING_UNCERTAINTY,
+            ],
         )
         .await?;
     let mut samples: HashMap<i32, Vec<ResidualSample>> = HashMap::new();

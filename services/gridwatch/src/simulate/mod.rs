@@ -63,6 +63,61 @@ pub struct SimulateArgs {
     pub publishers: usize,
 }
 
+/// Publishes a probe reading and a probe purchase until both are kept as rejections: from then
+/// on ingest and the purchases consumer are subscribed, and the broker keeps everything
+/// published for them (their sessions are persistent).
+pub async fn wait_until_consuming(
+    client: &tokio_postgres::Client,
+    port: u16,
+    user: &str,
+    password: &str,
+    root: &str,
+) -> anyhow::Result<()> {
+    use bytes::Bytes;
+    let mut probe = crate::mqtt::publisher::connect(port, user, password, 1, "probe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        for p in &mut probe {
+            p.send(
+                format!("{root}/meters/GRIDWATCH-PROBE/readings"),
+                Bytes::from_static(br#"{"ts":"2020-01-01T00:00:00Z","energy_wh":0}"#),
+            )
+            .await?;
+            p.send(
+                gridwatch_core::topic::purchase_filter(root),
+                Bytes::from_static(b"{\"probe\": true}"),
+            )
+            .await?;
+            p.flush().await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let readings: i64 = client
+            .query_one(
+                "SELECT count(*) FROM rejections WHERE source = 'GRIDWATCH-PROBE'",
+                &[],
+            )
+            .await?
+            .get(0);
+        let purchases: i64 = client
+            .query_one(
+                "SELECT count(*) FROM rejections WHERE topic LIKE '%/market/purchases'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if readings > 0 && purchases > 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("ingest and the purchases consumer did not subscribe within 60 s");
+        }
+    }
+    for p in probe {
+        p.close().await;
+    }
+    Ok(())
+}
+
 /// Builds a scenario from its name with default parameters.
 pub fn scenario_by_name(name: &str) -> anyhow::Result<Scenario> {
     let json = match name {

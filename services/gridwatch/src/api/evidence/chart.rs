@@ -16,7 +16,7 @@ const PANEL: u32 = 340;
 const LINE: u32 = 22;
 const FONT: &str = "sans-serif";
 /// Characters per line of the explanation under the panels.
-const WRAP: usize = 120;
+const WRAP: usize = 130;
 
 /// Colours of the measured series, in order; reference lines are dark grey and dashed.
 const PALETTE: [RGBColor; 4] = [
@@ -242,9 +242,11 @@ fn draw_panel(
         Quantity::Percent => (0.0, 115.0),
         _ => {
             let span = (high - low).max(1e-9);
-            // Headroom on top keeps the legend clear of the lines.
+            // Headroom on top, growing with the legend's rows, keeps the legend clear of the
+            // lines.
+            let rows = panel.series.len() + usize::from(panel.band.is_some()) + 1;
             let (below, above) = if high > low {
-                (span * 0.05, span * 0.35)
+                (span * 0.05, span * (0.1 + 0.14 * rows as f64))
             } else {
                 (1.0, 1.0)
             };
@@ -399,10 +401,16 @@ pub fn svg(evidence: &Evidence, offset: FixedOffset) -> Result<String, Failure> 
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let (header, rest) = root.split_vertically(HEADER);
+        // A long title (a farm's name) gets a smaller font rather than being cut.
+        let title_size = match evidence.title.chars().count() {
+            0..=60 => 28,
+            61..=75 => 24,
+            _ => 20,
+        };
         header.draw(&Text::new(
             evidence.title.as_str(),
             (20, 14),
-            (FONT, 28).into_font().style(FontStyle::Bold),
+            (FONT, title_size).into_font().style(FontStyle::Bold),
         ))?;
         let subtitle = format!(
             "From {} to {}, local time (UTC{}). Shaded: the flagged period, from {}{}.",
@@ -513,8 +521,12 @@ mod tests {
         assert!(svg.contains("MW (average over each 15 min)"));
         assert!(svg.contains("Local time (UTC+05:00)"));
         assert!(svg.contains("<title>Energy went missing on feeder &lt;F-1&gt;</title>"));
-        // 15 MWh per 15 minutes is 60 MW; the gap splits the line in two.
-        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        // 15 MWh per 15 minutes is 60 MW; the gap splits the line in two (plus its legend).
+        let blue = svg
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#1F77B4\""))
+            .count();
+        assert_eq!(blue, 3, "{svg}");
         assert!(
             svg.contains("01 Oct 06:00"),
             "local labels on round hours: {svg}"

@@ -92,6 +92,32 @@ fn used_len(columns: &[&[Option<f64>]]) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// The buckets worth showing, of `n` from `from`: from the first holding data to the last
+/// complete one (the bucket of the last reading is still filling and would show a false drop).
+fn shown(
+    columns: &[&[Option<f64>]],
+    last_reading: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+    n: usize,
+) -> std::ops::Range<usize> {
+    let first = columns
+        .iter()
+        .filter_map(|c| c.iter().position(Option::is_some))
+        .min()
+        .unwrap_or(0);
+    let complete = last_reading.map_or(0, |t| {
+        (t - from).num_seconds().div_euclid(HOUR).clamp(0, n as i64) as usize
+    });
+    first..used_len(columns).min(complete).max(first)
+}
+
+fn slice(values: &[Option<f64>], range: &std::ops::Range<usize>) -> Vec<Option<f64>> {
+    values
+        .get(range.clone())
+        .map(<[_]>::to_vec)
+        .unwrap_or_default()
+}
+
 async fn node_balance(
     client: &impl GenericClient,
     anomaly: &Anomaly,
@@ -315,7 +341,7 @@ async fn meter_profile(
     let to = ceil(end.min(from + Duration::days(MAX_DAYS)), HOUR);
     let readings = register(client, &meter, from, to).await?;
     let n = ((to - from).num_seconds() / HOUR) as usize;
-    let mut energy = energy_per_bucket(&readings, from, HOUR, n);
+    let energy = energy_per_bucket(&readings, from, HOUR, n);
     let mut level: Vec<Option<f64>> = vec![None; n];
     for (t, wh) in &readings {
         let i = (*t - from).num_seconds().div_euclid(HOUR);
@@ -323,12 +349,12 @@ async fn meter_profile(
             level[i as usize] = Some(*wh as f64);
         }
     }
-    let used = used_len(&[&energy, &level]);
-    energy.truncate(used);
-    level.truncate(used);
-    let slots = grid(from, HOUR, used);
+    let range = shown(&[&energy, &level], readings.last().map(|r| r.0), from, n);
     let onset = ((start - from).num_seconds() / HOUR).max(0) as usize;
     let earlier: Vec<f64> = energy.iter().take(onset).flatten().copied().collect();
+    let (energy, level) = (slice(&energy, &range), slice(&level, &range));
+    let shown_from = from + Duration::hours(range.start as i64);
+    let slots = grid(shown_from, HOUR, range.len());
     let mut profile = Panel::new(
         format!("Electricity recorded by meter {meter}, per hour"),
         Quantity::EnergyPerInterval,
@@ -364,8 +390,8 @@ async fn meter_profile(
             ),
         );
     }
-    evidence.from = from;
-    evidence.to = from + Duration::hours(used as i64);
+    evidence.from = shown_from;
+    evidence.to = shown_from + Duration::hours(range.len() as i64);
     if readings.is_empty() {
         evidence.notes.push(format!(
             "No readings of meter {meter} are stored for this period (it was silent, removed \
@@ -456,35 +482,33 @@ async fn farm(
         .await?;
     let holder: String = found.as_ref().map_or_else(String::new, |r| r.get(1));
     let who = if holder.is_empty() {
-        format!("Licensed mining farm {licence}")
+        format!("Mining farm {licence}")
     } else {
-        format!("Licensed mining farm {licence} ({holder})")
+        format!("Mining farm {licence} ({holder})")
     };
-    let explanation = match anomaly.kind.as_str() {
-        "capacity_exceeded" => {
+    let (title, explanation) = match anomaly.kind.as_str() {
+        "capacity_exceeded" => (
+            format!("Mining farm {licence} drew more power than its registered machines can"),
             "The chart shows the electricity the farm's meters recorded each hour against the \
              most its registered machines can draw (dashed). Above that line, machines that were \
-             never registered are running."
-        }
-        "purchase_over_cap" => {
+             never registered are running.",
+        ),
+        "purchase_over_cap" => (
+            format!("Mining farm {licence} tried to buy more than one purchase may hold"),
             "A licensed farm must buy its electricity on the market, in purchases no larger than \
              the regulation's cap. The farm tried to buy more than the cap in one purchase; it was \
              refused (orange). The other lines compare what its meters recorded with what it did \
-             buy, hour by hour."
-        }
-        _ => {
+             buy, hour by hour.",
+        ),
+        _ => (
+            format!("Mining farm {licence} used more electricity than it bought"),
             "A licensed farm may use only the electricity it bought on the market. The chart \
              compares, hour by hour, what its meters recorded with what it bought for that hour. \
              Where the first runs above the second, in the shaded period, it used electricity it \
-             did not buy."
-        }
+             did not buy.",
+        ),
     };
-    let mut evidence = base(
-        anomaly,
-        tz,
-        format!("{who}: electricity used against electricity bought"),
-        explanation.into(),
-    );
+    let mut evidence = base(anomaly, tz, title, explanation.into());
     let start = anomaly.started_at;
     let lasted = anomaly.ended_at.map_or(Duration::days(7), |e| e - start);
     let around = clamp(lasted, Duration::days(1), Duration::days(7));
@@ -527,20 +551,21 @@ async fn farm(
         }
         add_into(&mut metered, &energy_per_bucket(&one, from, HOUR, n));
     }
-    let mut bought = bought_per_hour(client, licence_key, from, n).await?;
-    let mut refused = refused_per_hour(&anomaly.evidence, from, n);
-    // Trim hours after the last reading (an ongoing condition, or a replay that stopped),
-    // keeping at least the anomaly's own period.
-    let flagged_end = anomaly.ended_at.unwrap_or(start);
-    let keep = used_len(&[&metered])
-        .max(((ceil(flagged_end, HOUR) - from).num_seconds() / HOUR).max(0) as usize)
-        .min(n);
-    metered.truncate(keep);
-    bought.truncate(keep);
-    if let Some(r) = refused.as_mut() {
-        r.truncate(keep);
-    }
-    let slots = grid(from, HOUR, keep);
+    let bought = bought_per_hour(client, licence_key, from, n).await?;
+    let refused = refused_per_hour(&anomaly.evidence, from, n);
+    // From the first reading (or the anomaly's start) to the last complete hour, keeping at
+    // least the anomaly's own period.
+    let last_reading = rows.iter().map(|r| r.get::<_, DateTime<Utc>>(1)).max();
+    let index = |t: DateTime<Utc>| (((t - from).num_seconds() / HOUR).max(0) as usize).min(n);
+    let data = shown(&[&metered], last_reading, from, n);
+    let range = data.start.min(index(start))
+        ..data
+            .end
+            .max(index(ceil(anomaly.ended_at.unwrap_or(start), HOUR)));
+    let (metered, bought) = (slice(&metered, &range), slice(&bought, &range));
+    let refused = refused.map(|r| slice(&r, &range));
+    let shown_from = from + Duration::hours(range.start as i64);
+    let slots = grid(shown_from, HOUR, range.len());
     let mut panel = Panel::new(
         format!("{who}, per hour"),
         Quantity::EnergyPerInterval,
@@ -575,8 +600,8 @@ async fn farm(
             .collect(),
     );
     evidence.panels.push(panel);
-    evidence.from = from;
-    evidence.to = from + Duration::hours(keep as i64);
+    evidence.from = shown_from;
+    evidence.to = shown_from + Duration::hours(range.len() as i64);
     if rows.is_empty() {
         evidence.notes.push(format!(
             "No readings of the meters of licence {licence} are stored for this period."

@@ -1,0 +1,457 @@
+//! The analyses that judge meters and licences over hours and days rather than windows: quota
+//! overruns and capacity (hourly), unlicensed mining, meter tampering and the regional mining
+//! share (daily). Each runs once per cycle in which the watermark crossed an hour or a day, over
+//! a trailing period long enough to cover everything since its previous run, and recomputes its
+//! findings from scratch: the same data gives the same anomalies however it was cut into cycles.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, TimeDelta, Utc};
+use tokio_postgres::Transaction;
+
+use gridwatch_core::registry::MeterClass;
+use gridwatch_core::{LicenceId, MeterId, RegionId};
+use gridwatch_detect::capacity::capacity_exceeded;
+use gridwatch_detect::finding::{severity, Finding};
+use gridwatch_detect::mining::unlicensed_mining;
+use gridwatch_detect::profile::MeterProfile;
+use gridwatch_detect::quota::{quota_overrun, HourQuota};
+use gridwatch_detect::share::{merge_days, mining_share};
+use gridwatch_detect::tamper::{merge_overlapping, meter_tamper, residual_match};
+use gridwatch_detect::window::Window;
+
+use super::cases::{to_store, ACTOR};
+use super::evaluate::{window_number, Context, RegionState};
+use super::grid::RegionInfo;
+use crate::anomalies::{raise, NewAnomaly};
+use crate::metrics::Metrics;
+
+/// Days of history the per-meter analyses look at (mining wants 10 or more, tampering 14).
+pub const PROFILE_DAYS: i64 = 14;
+/// Hours the licence analyses look back at least (the quota's long horizon is a week, the
+/// capacity step rule three days).
+const LICENCE_HOURS: i64 = 7 * 24 + 24;
+
+fn floor(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    t.duration_trunc(unit).unwrap_or(t)
+}
+
+/// Runs the analyses due after the windows from `previous` to `until` were evaluated.
+pub async fn run(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &RegionState,
+    previous: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let hour = floor(until, TimeDelta::hours(1));
+    let day = floor(until, TimeDelta::days(1));
+    let since = previous.unwrap_or(until - Duration::days(1));
+    if floor(since, TimeDelta::hours(1)) < hour {
+        let span = (hour - since).max(Duration::zero()) + Duration::hours(LICENCE_HOURS);
+        licences(tx, ctx, region, rs, hour - span, hour, since, metrics).await?;
+    }
+    if floor(since, TimeDelta::days(1)) < day {
+        meters(tx, ctx, region, rs, day).await?;
+        share(tx, ctx, region, rs, since, day, metrics).await?;
+    }
+    Ok(())
+}
+
+/// Energy of `keys` summed per window over `windows` (None where any is unknown).
+fn summed(
+    rs: &RegionState,
+    ctx: &Context<'_>,
+    keys: &[i32],
+    windows: &[Window],
+) -> Vec<Option<f64>> {
+    windows
+        .iter()
+        .map(|w| {
+            let k = window_number(&ctx.spec, w.start);
+            keys.iter()
+                .map(|key| rs.series.get(*key, k))
+                .sum::<Option<f64>>()
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn licences(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &RegionState,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    since: DateTime<Utc>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let grid = ctx.grid;
+    let oldest = rs
+        .series
+        .oldest()
+        .map(|k| DateTime::<Utc>::from_timestamp(k * ctx.spec.seconds, 0).unwrap_or(from))
+        .unwrap_or(from);
+    let from = from.max(floor(oldest, TimeDelta::hours(1)) + Duration::hours(1));
+    if from >= to {
+        return Ok(());
+    }
+    let windows = ctx.spec.between(from, to);
+    for licence in grid.licences.values() {
+        if licence.region.as_deref() != Some(region.id.as_str()) || licence.meters.is_empty() {
+            continue;
+        }
+        let keys: Vec<i32> = licence.meters.iter().map(|&m| grid.meter_keys[m]).collect();
+        let accuracy = licence
+            .meters
+            .iter()
+            .map(|&m| grid.topology.meters[m].accuracy_pct)
+            .fold(0.0, f64::max);
+        let energy = summed(rs, ctx, &keys, &windows);
+        let bought = bought_per_hour(tx, &licence.id, from, to).await?;
+        let per_hour = (3600 / ctx.spec.seconds).max(1) as usize;
+        let hours: Vec<HourQuota> = energy
+            .chunks(per_hour)
+            .zip(&bought)
+            .map(|(chunk, (start, bought_wh))| HourQuota {
+                start: *start,
+                metered_wh: chunk.iter().copied().sum::<Option<f64>>(),
+                bought_wh: *bought_wh,
+            })
+            .collect();
+        let Ok(licence_id) = LicenceId::parse(&licence.id) else {
+            continue;
+        };
+        let region_id = RegionId::parse(&region.id).ok();
+        let mut findings = quota_overrun(
+            &licence_id,
+            region_id.as_ref(),
+            &hours,
+            accuracy,
+            &ctx.cfg.quota,
+        );
+        let window_energy: Vec<(Window, Option<f64>)> = windows
+            .iter()
+            .copied()
+            .zip(energy.iter().copied())
+            .collect();
+        findings.extend(capacity_exceeded(
+            &licence_id,
+            region_id.as_ref(),
+            licence.registered_machines,
+            licence.machine_rated_w,
+            &window_energy,
+            accuracy,
+            &ctx.cfg.capacity,
+        ));
+        for finding in &findings {
+            raise_finding(tx, region, finding).await?;
+        }
+        // What the hours new since the last run metered and bought.
+        for (h, q) in hours.iter().enumerate() {
+            if q.start + Duration::hours(1) > since {
+                if let Some(m) = q.metered_wh {
+                    metrics
+                        .detector
+                        .licence_metered_wh
+                        .with_label_values(&[&licence.id])
+                        .inc_by(m.max(0.0));
+                }
+                metrics
+                    .detector
+                    .licence_bought_wh
+                    .with_label_values(&[&licence.id])
+                    .inc_by(bought.get(h).map_or(0.0, |b| b.1.max(0.0)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A licence's purchases spread evenly over their delivery intervals, per hour of `[from, to)`.
+async fn bought_per_hour(
+    tx: &Transaction<'_>,
+    licence: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, f64)>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT h, coalesce(sum(
+                 p.energy_wh::float8
+                 * extract(epoch FROM least(p.delivery_end, h + interval '1 hour')
+                                    - greatest(p.delivery_start, h))::float8
+                 / extract(epoch FROM p.delivery_end - p.delivery_start)::float8), 0)::float8
+             FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 hour', interval '1 hour') AS h
+             LEFT JOIN (purchases p JOIN licences l ON l.licence_key = p.licence_key AND l.id = $1)
+               ON p.delivery_start < h + interval '1 hour' AND p.delivery_end > h
+             GROUP BY h ORDER BY h",
+            &[&licence, &from, &to],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The per-meter analyses over the `PROFILE_DAYS` before `day_end`.
+async fn meters(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &RegionState,
+    day_end: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let grid = ctx.grid;
+    let start = day_end - Duration::days(PROFILE_DAYS);
+    let first = window_number(&ctx.spec, start);
+    let count = (PROFILE_DAYS * ctx.spec.per_day()) as usize;
+    let Ok(region_id) = RegionId::parse(&region.id) else {
+        return Ok(());
+    };
+    let profiles: Vec<MeterProfile> = region
+        .meters
+        .iter()
+        .filter(|&&m| grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer)
+        .map(|&m| {
+            let meter = &grid.topology.meters[m];
+            let key = grid.meter_keys[m];
+            MeterProfile {
+                meter: meter.id.clone(),
+                class: meter.class,
+                node: grid.topology.nodes[meter.node].id.clone(),
+                region: region_id.clone(),
+                licence: meter.licence.clone(),
+                accuracy_pct: meter.accuracy_pct,
+                spec: ctx.spec,
+                start,
+                energy_wh: (0..count as i64)
+                    .map(|i| rs.series.get(key, first + i))
+                    .collect(),
+                backwards: (0..count as i64)
+                    .map(|i| rs.series.backwards(key, first + i))
+                    .collect(),
+            }
+        })
+        .collect();
+
+    let mut findings = unlicensed_mining(&profiles, &ctx.cfg.mining);
+
+    // Tampering: in each meter's own profile, and, under nodes with an open diversion, its drop
+    // against the node's residual.
+    let open_nodes = nodes_with_open_diversion(tx, &region.id).await?;
+    let excess = node_excess(tx, ctx, region, &open_nodes, start, day_end).await?;
+    let mut tamper = Vec::new();
+    for (profile, &m) in profiles.iter().zip(region.meters.iter().filter(|&&m| {
+        grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer
+    })) {
+        if profile.class == MeterClass::Mining && profile.licence.is_some() {
+            continue;
+        }
+        tamper.extend(meter_tamper(profile, &ctx.cfg.tamper));
+        if let Some(series) = balancing_node(grid, m).and_then(|n| excess.get(&n)) {
+            if let Some(found) = residual_match(profile, series, &ctx.cfg.tamper) {
+                tamper.push(found);
+            }
+        }
+    }
+    findings.extend(merge_overlapping(tamper));
+    for finding in &findings {
+        raise_finding(tx, region, finding).await?;
+    }
+    Ok(())
+}
+
+/// The nearest node at or above a meter's that has an input meter (where its energy balances).
+fn balancing_node(grid: &super::grid::Grid, meter: usize) -> Option<usize> {
+    let mut node = Some(grid.topology.meters[meter].node);
+    while let Some(n) = node {
+        if grid.topology.nodes[n].input_meter.is_some() {
+            return Some(n);
+        }
+        node = grid.topology.nodes[n].parent;
+    }
+    None
+}
+
+async fn nodes_with_open_diversion(
+    tx: &Transaction<'_>,
+    region: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT node FROM anomalies
+             WHERE kind = 'diversion' AND region = $1 AND node IS NOT NULL
+               AND (ended_at IS NULL OR ended_at > now() - interval '0 seconds')
+               AND NOT evidence ? 'withdrawn'",
+            &[&region],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Per node (topology index), its excess above expected loss per window of `[from, to)`.
+async fn node_excess(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    nodes: &[String],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<HashMap<usize, Vec<Option<f64>>>, tokio_postgres::Error> {
+    let grid = ctx.grid;
+    let mut out = HashMap::new();
+    for id in nodes {
+        let Some(n) = grid.topology.node(id) else {
+            continue;
+        };
+        if !region.balanced.iter().any(|(b, _)| *b == n) {
+            continue;
+        }
+        let rows = tx
+            .query(
+                "SELECT window_start, excess_wh FROM detector_node_windows
+                 WHERE node_key = $1 AND window_start >= $2 AND window_start < $3",
+                &[&grid.node_keys[n], &from, &to],
+            )
+            .await?;
+        let first = window_number(&ctx.spec, from);
+        let count = ((to - from).num_seconds() / ctx.spec.seconds).max(0) as usize;
+        let mut series = vec![None; count];
+        for row in rows {
+            let start: DateTime<Utc> = row.get(0);
+            let i = (window_number(&ctx.spec, start) - first) as usize;
+            if let Some(slot) = series.get_mut(i) {
+                *slot = row.get(1);
+            }
+        }
+        out.insert(n, series);
+    }
+    Ok(out)
+}
+
+/// The regional licensed-mining share, per day over the week before `day_end`.
+async fn share(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &RegionState,
+    since: DateTime<Utc>,
+    day_end: DateTime<Utc>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let grid = ctx.grid;
+    let Ok(region_id) = RegionId::parse(&region.id) else {
+        return Ok(());
+    };
+    let roots: Vec<i32> = region
+        .roots
+        .iter()
+        .filter_map(|&n| grid.topology.nodes[n].input_meter)
+        .map(|m| grid.meter_keys[m])
+        .collect();
+    let mining: Vec<i32> = region
+        .meters
+        .iter()
+        .copied()
+        .filter(|&m| grid.is_licensed_mining(m))
+        .map(|m| grid.meter_keys[m])
+        .collect();
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let days = (7).min(((day_end - since).num_days() + 7).max(1));
+    let mut findings: Vec<Finding> = Vec::new();
+    for d in (1..=days).rev() {
+        let day_start = day_end - Duration::days(d);
+        let windows = ctx.spec.between(day_start, day_start + Duration::days(1));
+        let input: Option<f64> = summed(rs, ctx, &roots, &windows).into_iter().sum();
+        let mined: f64 = summed(rs, ctx, &mining, &windows)
+            .into_iter()
+            .flatten()
+            .sum();
+        let Some(input) = input else { continue };
+        if d == 1 && input > 0.0 {
+            metrics
+                .detector
+                .region_mining_share
+                .with_label_values(&[&region.id])
+                .set(mined / input);
+        }
+        if let Some(found) = mining_share(&region_id, day_start, input, mined, &ctx.cfg.share) {
+            findings.push(found);
+        }
+    }
+    for finding in merge_days(findings, day_end, &ctx.cfg.share) {
+        raise_finding(tx, region, &finding).await?;
+    }
+    Ok(())
+}
+
+/// Raises a finding as an anomaly. A condition that began before the period analysed keeps the
+/// start (and at least the energy) its anomaly already has.
+async fn raise_finding(
+    tx: &Transaction<'_>,
+    region: &RegionInfo,
+    finding: &Finding,
+) -> anyhow::Result<()> {
+    let subject = finding
+        .meter
+        .as_ref()
+        .map(MeterId::to_string)
+        .or_else(|| finding.licence.as_ref().map(LicenceId::to_string))
+        .or_else(|| finding.node.as_ref().map(ToString::to_string))
+        .unwrap_or_else(|| region.id.clone());
+    let mut started_at = finding.started_at;
+    let mut energy_wh = finding.energy_wh.max(0.0);
+    if finding.evidence["began_before_period"] == serde_json::Value::Bool(true) {
+        let existing = tx
+            .query_opt(
+                "SELECT started_at, energy_wh FROM anomalies
+                 WHERE kind = $1 AND region IS NOT DISTINCT FROM $2
+                   AND meter IS NOT DISTINCT FROM $3 AND licence IS NOT DISTINCT FROM $4
+                   AND started_at <= $5 AND (ended_at IS NULL OR ended_at >= $5)
+                 ORDER BY started_at LIMIT 1",
+                &[
+                    &finding.kind.as_str(),
+                    &Some(region.id.clone()),
+                    &finding.meter.as_ref().map(MeterId::to_string),
+                    &finding.licence.as_ref().map(LicenceId::to_string),
+                    &finding.started_at,
+                ],
+            )
+            .await?;
+        if let Some(row) = existing {
+            started_at = row.get(0);
+            energy_wh = energy_wh.max(row.get::<_, i64>(1) as f64);
+        }
+    }
+    let loss_kzt = energy_wh / 1000.0 * region.tariff_kzt_per_kwh;
+    let thresholds = gridwatch_detect::finding::SeverityThresholds::default();
+    let level = severity(finding.kind, loss_kzt, 0.0, &thresholds);
+    let condition = NewAnomaly {
+        kind: finding.kind.as_str().into(),
+        condition_key: format!(
+            "{}:{subject}:{}",
+            finding.kind.as_str(),
+            started_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        region: Some(region.id.clone()),
+        node: finding.node.as_ref().map(ToString::to_string),
+        meter: finding.meter.as_ref().map(MeterId::to_string),
+        licence: finding.licence.as_ref().map(LicenceId::to_string),
+        started_at,
+        ended_at: finding.ended_at,
+        detected_at: Utc::now(),
+        energy_wh: energy_wh.round() as i64,
+        loss_kzt: (loss_kzt * 100.0).round() / 100.0,
+        score: (finding.score * 100.0).round() / 100.0,
+        confidence: finding.confidence,
+        severity: to_store(level),
+        suspects: finding.suspects.clone(),
+        evidence: finding.evidence.clone(),
+    };
+    raise(tx, &condition, ACTOR).await?;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Running a simulated scenario end to end: the simulator publishes over MQTT to ingest, the
+//! detector and the API running in this process, against a database and a broker of the test's
+//! own; then the anomalies are read back.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gridwatch::config::{Config, Secret};
+use gridwatch::services::{self, Service};
+use gridwatch::simulate::{feed, wait_until_consuming, FeedOptions};
+use gridwatch_sim::{GroundTruth, SimConfig, Simulation};
+
+use super::broker::{INGEST_USER, PASSWORD_SUFFIX, SIMULATOR_USER};
+use super::{unique_name, workspace_root, Broker, TestDb};
+
+/// An anomaly as stored.
+#[derive(Debug, Clone)]
+pub struct Anomaly {
+    pub id: String,
+    pub kind: String,
+    pub node: Option<String>,
+    pub meter: Option<String>,
+    pub licence: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub energy_wh: i64,
+    pub loss_kzt: f64,
+    pub severity: String,
+    pub suspects: Vec<String>,
+    pub withdrawn: bool,
+}
+
+/// What a scenario run produced.
+pub struct Outcome {
+    pub db: TestDb,
+    pub truth: GroundTruth,
+    pub anomalies: Vec<Anomaly>,
+    pub end: DateTime<Utc>,
+}
+
+impl Outcome {
+    /// Anomalies of `kind` that were not withdrawn.
+    pub fn of_kind(&self, kind: &str) -> Vec<&Anomaly> {
+        self.anomalies
+            .iter()
+            .filter(|a| a.kind == kind && !a.withdrawn)
+            .collect()
+    }
+}
+
+/// The services' configuration for a test.
+pub fn config(db: &TestDb, broker: &Broker) -> Config {
+    let mut config = Config {
+        database_url: db.secret(),
+        tokens_file: workspace_root().join("deploy/tokens.dev.toml"),
+        ..Config::default()
+    };
+    config.http_addr.set_port(0);
+    config.metrics_addr.set_port(0);
+    config.mqtt.url = Secret::new(broker.ingest_url());
+    config.mqtt.client_id = unique_name("ingest");
+    config.detector.poll_ms = 100;
+    config
+}
+
+/// Runs `sim` through MQTT, ingest and the detector; waits (bounded by `limit`) until the
+/// detector has evaluated everything the watermark allows.
+pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
+    let db = TestDb::migrated().await;
+    let broker = Broker::start();
+    let config = config(&db, &broker);
+    let running = services::start(&config, &[Service::Ingest, Service::Detect, Service::Api])
+        .await
+        .expect("services start");
+    let mut simulation = Simulation::new(sim).expect("a valid simulation");
+    let mut client = db.client().await;
+    gridwatch::registry::store::import_document(&mut client, simulation.registry(), "test")
+        .await
+        .expect("the simulated registry is accepted");
+    let password = format!("{SIMULATOR_USER}{PASSWORD_SUFFIX}");
+    wait_until_consuming(
+        &client,
+        broker.port,
+        SIMULATOR_USER,
+        &password,
+        &config.mqtt.topic_root,
+    )
+    .await
+    .expect("ingest subscribes");
+    let options = FeedOptions {
+        mqtt_url: broker.url_for(SIMULATOR_USER),
+        topic_root: config.mqtt.topic_root.clone(),
+        publishers: 2,
+        speed: None,
+    };
+    feed(&mut simulation, &options, |_, _| {})
+        .await
+        .expect("the simulation is published");
+    let end =
+        simulation.config().start + chrono::Duration::days(i64::from(simulation.config().days));
+    let target = end
+        - chrono::Duration::seconds(config.detector.allowed_lateness_secs)
+        - chrono::Duration::minutes(15);
+    let deadline = Instant::now() + limit;
+    loop {
+        let until: Option<DateTime<Utc>> = client
+            .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+            .await
+            .expect("progress")
+            .get(0);
+        if until.is_some_and(|u| u >= target) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the detector reached {until:?}, not {target}, within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The hourly and daily analyses of the last evaluated windows run in the same cycle.
+    running.stop();
+    running.wait().await.expect("services stop cleanly");
+    let _ = INGEST_USER;
+    let rows = client
+        .query(
+            "SELECT id, kind, node, meter, licence, started_at, ended_at, energy_wh, loss_kzt,
+                    severity, suspects, evidence ? 'withdrawn'
+             FROM anomalies ORDER BY started_at",
+            &[],
+        )
+        .await
+        .expect("anomalies");
+    let anomalies = rows
+        .iter()
+        .map(|r| Anomaly {
+            id: r.get(0),
+            kind: r.get(1),
+            node: r.get(2),
+            meter: r.get(3),
+            licence: r.get(4),
+            started_at: r.get(5),
+            ended_at: r.get(6),
+            energy_wh: r.get(7),
+            loss_kzt: r.get(8),
+            severity: r.get(9),
+            suspects: r.get(10),
+            withdrawn: r.get(11),
+        })
+        .collect();
+    let truth = simulation.ground_truth().clone();
+    drop(client);
+    Outcome {
+        db,
+        truth,
+        anomalies,
+        end,
+    }
+}

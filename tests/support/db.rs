@@ -69,6 +69,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if std::env::var_os("GRIDWATCH_TEST_KEEP_DB").is_some() {
+            eprintln!("keeping test database {}", self.name);
+            return;
+        }
         let name = self.name.clone();
         // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
         let _ = std::thread::spawn(move || {

@@ -102,14 +102,36 @@ pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
         - chrono::Duration::seconds(config.detector.allowed_lateness_secs)
         - chrono::Duration::minutes(15);
     let deadline = Instant::now() + limit;
+    let mut settled = 0;
+    let mut last_stored = -1i64;
     loop {
+        let stored: i64 = client
+            .query_one(
+                "SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters",
+                &[],
+            )
+            .await
+            .expect("counters")
+            .get(0);
+        let quiet = running.metrics.ingest.unacked.get() <= 0 && stored == last_stored;
+        last_stored = stored;
         let until: Option<DateTime<Utc>> = client
             .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
             .await
             .expect("progress")
             .get(0);
-        if until.is_some_and(|u| u >= target) {
-            break;
+        let pending: i64 = client
+            .query_one("SELECT count(*) FROM reading_touches", &[])
+            .await
+            .expect("touches")
+            .get(0);
+        if quiet && until.is_some_and(|u| u >= target) && pending == 0 {
+            settled += 1;
+            if settled >= 2 {
+                break;
+            }
+        } else {
+            settled = 0;
         }
         assert!(
             Instant::now() < deadline,

@@ -53,6 +53,11 @@ pub struct DiversionParams {
     /// (default 0.01), so that a very quiet node is not flagged for a statistically significant
     /// but trivial excess.
     pub min_excess_fraction: f64,
+    /// A CUSUM case also needs its mean excess to reach this share of the load delivered
+    /// meanwhile (default 0.02): the smallest persistent diversion reported is 2 % of a node's
+    /// throughput. Below it, the systematic errors of class 0.5 and 1 meters, which shift with
+    /// the mix of loads (a weekend, a holiday), cannot be told from theft.
+    pub min_cusum_fraction: f64,
     /// Least coverage (share of fed energy read rather than imputed) to test a window
     /// (default 0.9).
     pub min_coverage: f64,
@@ -75,6 +80,7 @@ impl Default for DiversionParams {
             end_k: 0.5,
             end_h: 4.0,
             min_excess_fraction: 0.01,
+            min_cusum_fraction: 0.02,
             min_coverage: 0.9,
             gap_windows: 4,
             immediate_z: 15.0,
@@ -139,6 +145,9 @@ pub struct NodeState {
     pub cusum_start: Option<DateTime<Utc>>,
     /// Excess accumulated since `cusum_start`, Wh.
     pub cusum_excess_wh: f64,
+    /// Load delivered since `cusum_start`, Wh (the CUSUM's case must be a share of it).
+    #[serde(default)]
+    pub cusum_load_wh: f64,
     /// The open diversion case.
     pub case: Option<Case>,
     /// Consecutive windows without enough data.
@@ -190,6 +199,8 @@ pub struct WindowInput {
     /// Whether the node's model has enough history for the cumulative test (priors and young
     /// models miss calendar effects such as street lighting, which a CUSUM would accumulate).
     pub learned: bool,
+    /// Whether the model is the node's own at all (false: the cold-start priors).
+    pub learned_model: bool,
 }
 
 /// What one window did.
@@ -264,18 +275,22 @@ pub fn step(
         if state.cusum <= 0.0 {
             state.cusum_start = Some(w.start);
             state.cusum_excess_wh = 0.0;
+            state.cusum_load_wh = 0.0;
         }
         state.cusum =
             (state.cusum + z.clamp(-params.z_clamp, params.z_clamp) - params.cusum_k).max(0.0);
         state.cusum_excess_wh += excess;
+        state.cusum_load_wh += w.fed_wh.abs();
         if state.cusum <= 0.0 {
             state.cusum_start = None;
             state.cusum_excess_wh = 0.0;
+            state.cusum_load_wh = 0.0;
         }
     } else {
         state.cusum = 0.0;
         state.cusum_start = None;
         state.cusum_excess_wh = 0.0;
+        state.cusum_load_wh = 0.0;
     }
 
     let above = z > thresholds.window_z && excess > params.min_excess_fraction * input.abs();
@@ -284,22 +299,29 @@ pub fn step(
     // moved between two windows by a missed reading), and then the case starts at the first.
     let pending = state.pending.take();
     let confirmed = pending.filter(|_| z >= params.confirm_z);
+    // Under the cold-start priors only a gross diversion is flagged, at once: the priors know
+    // nothing of the node's no-load loss or street lighting, which on a lightly loaded node at
+    // night can be half its load.
+    let confirmed = confirmed.filter(|_| w.learned_model);
     let window_flag = (above && z >= params.immediate_z) || confirmed.is_some();
-    if above && !window_flag && state.case.is_none() {
+    if above && !window_flag && state.case.is_none() && w.learned_model {
         state.pending = Some((w.start, excess));
     }
-    let cusum_flag = state.cusum > thresholds.cusum_h;
+    // The CUSUM finds persistent shifts however small; a case needs the shift to matter too:
+    // its mean excess at least `min_cusum_fraction` of the load (a model's slight bias on an
+    // unusual day must not become a case).
+    let cusum_flag = state.cusum > thresholds.cusum_h
+        && state.cusum_excess_wh >= params.min_cusum_fraction * state.cusum_load_wh;
 
     match state.case.as_mut() {
         None if window_flag || cusum_flag => {
             // A CUSUM case started where the statistic last left zero: its energy counts from
             // there. A per-window case starts now, or at the window this one confirmed.
-            let (start, excess_wh) = match (cusum_flag, state.cusum_start, confirmed) {
-                (true, Some(start), _) if !window_flag || start < w.start => {
-                    (start, state.cusum_excess_wh)
-                }
-                (_, _, Some((first, first_excess))) => (first, first_excess + excess),
-                _ => (w.start, excess),
+            let (start, excess_wh) = match (window_flag, confirmed, state.cusum_start) {
+                (true, Some((first, first_excess)), _) => (first, first_excess + excess),
+                (true, None, _) => (w.start, excess),
+                (false, _, Some(start)) => (start, state.cusum_excess_wh),
+                (false, _, None) => (w.start, excess),
             };
             state.case = Some(Case {
                 start,
@@ -344,6 +366,7 @@ pub fn step(
                 state.cusum = 0.0;
                 state.cusum_start = None;
                 state.cusum_excess_wh = 0.0;
+                state.cusum_load_wh = 0.0;
                 outcome.in_case = false;
                 return outcome;
             }
@@ -380,6 +403,7 @@ mod tests {
                     expected_wh: 3000.0,
                     sigma_wh: 1000.0,
                     learned,
+                    learned_model: learned,
                 };
                 step(&mut state, &w, &p, &th)
             })

@@ -37,10 +37,11 @@ pub struct LossParams {
     /// a node's no-load loss and street lighting can be a large share of a light night load;
     /// with the default threshold a new node is flagged only above about 55 % of its load.
     pub prior_sigma_fraction: f64,
-    /// The most a node's residual may be, as a share of its load, to count as normal however
-    /// the model was learned (default 0.35: technical losses of 3-10 % plus street lighting and
-    /// the no-load loss of a lightly loaded transformer): a theft present from the first day
-    /// larger than this cannot be learned as normal.
+    /// The most a node's residual may be, as a share of the larger of its load and its typical
+    /// load, to count as normal however the model was learned (default 1.0: street lighting and
+    /// the no-load loss can make half the load of a small transformer at night, but a node
+    /// never loses more than it delivers): a theft already running when gridwatch starts, and
+    /// larger than this, can never be learned as normal.
     pub max_loss_fraction: f64,
     /// Windows of clean history needed before the learned model replaces the priors
     /// (default 64: sixteen hours of 15-minute windows, most of a daily cycle).
@@ -57,6 +58,11 @@ pub struct LossParams {
     /// Windows needed in a half hour of the day to learn its offset (default 2: one day of
     /// 15-minute windows, so that street lighting is learned from the first day).
     pub offset_min_points: usize,
+    /// Uncertainty of the loss slope when a window's load departs from the node's usual load at
+    /// that time of day, as a share of the departure (default 0.03): a farm switched off, a
+    /// factory on holiday, changes the load without changing losses in proportion. A diversion
+    /// does not move the load delivered, so it is not masked by this.
+    pub slope_uncertainty: f64,
     /// Windows of history a model needs before the cumulative test may use it (default 192: two
     /// days, enough to learn each hour's calendar offset, such as street lighting switched on
     /// at dusk, which the per-window test tolerates but a CUSUM would accumulate).
@@ -68,13 +74,14 @@ impl Default for LossParams {
         LossParams {
             prior_loss_fraction: 0.06,
             prior_sigma_fraction: 0.10,
-            max_loss_fraction: 0.35,
+            max_loss_fraction: 1.0,
             min_history: 64,
             huber_k: 1.5,
             sigma_floor_fraction: 0.005,
             sigma_floor_wh: 50.0,
             offset_min_points: 2,
             cusum_min_history: 192,
+            slope_uncertainty: 0.03,
         }
     }
 }
@@ -101,6 +108,19 @@ pub struct LossModel {
     pub quadratic_per_wh: f64,
     /// Calendar offsets by half hour of the day (UTC), Wh.
     pub slot_offsets_wh: Vec<f64>,
+    /// The node's usual load by half hour of the day, Wh: how far a window's load is from it
+    /// says how far the model extrapolates.
+    #[serde(default)]
+    pub slot_load_wh: Vec<f64>,
+    /// The residual's spread by half hour of the day, Wh (empty for the prior): the half hours
+    /// when street lights switch on or a factory changes shifts are noisier than the rest.
+    #[serde(default)]
+    pub slot_sigma_wh: Vec<f64>,
+    /// The node's median load over its history, Wh (0 for the prior): the cap on what counts as
+    /// normal is a share of the larger of this and the window's load, so that the constant
+    /// losses of a node lightly loaded at night are not mistaken for theft.
+    #[serde(default)]
+    pub typical_load_wh: f64,
     /// Spread of the residual around the model, Wh (learned models).
     pub sigma_wh: f64,
     /// Spread as a share of input (the prior).
@@ -117,6 +137,9 @@ impl LossModel {
             linear: params.prior_loss_fraction,
             quadratic_per_wh: 0.0,
             slot_offsets_wh: vec![0.0; SLOTS],
+            slot_load_wh: Vec::new(),
+            slot_sigma_wh: Vec::new(),
+            typical_load_wh: 0.0,
             sigma_wh: 0.0,
             sigma_fraction: params.prior_sigma_fraction,
             samples: 0,
@@ -143,25 +166,32 @@ impl LossModel {
         if usable.len() < params.min_history {
             return LossModel::prior(params);
         }
-        let mut offsets = vec![0.0; SLOTS];
-        let mut base = [0.0; 3];
-        // Load and time of day are correlated (evening peaks, night troughs), so the calendar
-        // offsets and the load terms can trade places; alternating fits with the load terms kept
-        // physical (losses grow with load) converge on the split in which the offsets carry
-        // what is calendar-driven.
+        // Load and time of day move together (evening peaks, night troughs), so a loss slope
+        // fitted across the day would trade places with the calendar offsets and extrapolate
+        // wildly to an unusual load. The slope is therefore learned from how the residual moves
+        // with the load *within* each half hour across days (a fixed-effects regression), pulled
+        // towards the prior loss share where the days barely differ; each half hour's intercept
+        // is then the robust level of what the slope leaves.
+        let mut weights = vec![1.0; usable.len()];
+        let mut fit = SlotFit::default();
         for _ in 0..6 {
-            let adjusted: Vec<(f64, f64)> = usable
+            fit = SlotFit::solve(&usable, &weights, params);
+            let deviations: Vec<f64> = usable
                 .iter()
-                .map(|s| {
-                    (
-                        s.load_wh,
-                        s.residual_wh - offsets[usize::from(s.slot) % SLOTS],
-                    )
-                })
+                .map(|s| s.residual_wh - fit.predict(s))
                 .collect();
-            base = fit_base(&adjusted, params.huber_k);
-            offsets = slot_offsets(&usable, &base, params);
+            let scale = (1.4826 * mad(&deviations)).max(1e-9);
+            for (w, d) in weights.iter_mut().zip(&deviations) {
+                let u = d.abs() / scale;
+                *w = if u <= params.huber_k {
+                    1.0
+                } else {
+                    params.huber_k / u
+                };
+            }
         }
+        let base = [fit.level, fit.linear, fit.quadratic];
+        let offsets: Vec<f64> = fit.intercepts.iter().map(|a| a - fit.level).collect();
         let deviations: Vec<f64> = usable
             .iter()
             .map(|s| {
@@ -172,11 +202,29 @@ impl LossModel {
         // rare large deviations (a missed reading, a clock jump) that a per-window test meets.
         // Take the larger of the MAD's sigma and the 99th percentile's (|dev| / 2.576).
         let sigma = (1.4826 * mad(&deviations)).max(quantile_abs(&deviations, 0.99) / 2.576);
+        let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); SLOTS];
+        for (s, d) in usable.iter().zip(&deviations) {
+            by_slot[usize::from(s.slot) % SLOTS].push(*d);
+        }
+        // A half hour's own spread, from at least three days of it (six windows).
+        let slot_sigma: Vec<f64> = by_slot
+            .iter()
+            .map(|d| {
+                if d.len() >= 6 {
+                    quantile_abs(d, 0.9) / 1.645
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         LossModel {
             no_load_wh: base[0],
             linear: base[1],
             quadratic_per_wh: base[2],
             slot_offsets_wh: offsets,
+            slot_load_wh: fit.slot_load,
+            slot_sigma_wh: slot_sigma,
+            typical_load_wh: median(&usable.iter().map(|s| s.load_wh).collect::<Vec<_>>()),
             sigma_wh: sigma,
             sigma_fraction: 0.0,
             samples: usable.len(),
@@ -184,11 +232,11 @@ impl LossModel {
     }
 
     /// The residual expected for a load of `load_wh` in a window starting in `slot`, capped at
-    /// `max_loss_fraction` of the load.
+    /// `max_loss_fraction` of the larger of this load and the node's typical load.
     pub fn expected(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
         let base =
             self.no_load_wh + self.linear * load_wh + self.quadratic_per_wh * load_wh * load_wh;
-        let cap = params.max_loss_fraction * load_wh.abs();
+        let cap = params.max_loss_fraction * load_wh.abs().max(self.typical_load_wh);
         let offset = self
             .slot_offsets_wh
             .get(usize::from(slot) % SLOTS)
@@ -197,12 +245,128 @@ impl LossModel {
         (base + offset).min(cap)
     }
 
-    /// The residual's spread for a load of `load_wh`, never below the floors.
-    pub fn sigma(&self, load_wh: f64, params: &LossParams) -> f64 {
-        let learned = self.sigma_wh + self.sigma_fraction * load_wh.abs();
+    /// The residual's spread for a load of `load_wh` in `slot`, never below the floors, wider
+    /// when the load is unusual for the time of day.
+    pub fn sigma(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
+        let extrapolation = self
+            .slot_load_wh
+            .get(usize::from(slot) % SLOTS)
+            .map_or(0.0, |usual| {
+                params.slope_uncertainty * (load_wh - usual).abs()
+            });
+        let slot_sigma = self
+            .slot_sigma_wh
+            .get(usize::from(slot) % SLOTS)
+            .copied()
+            .unwrap_or(0.0);
+        let learned = (self.sigma_wh.max(slot_sigma) + self.sigma_fraction * load_wh.abs())
+            .hypot(extrapolation);
         learned
             .max(params.sigma_floor_fraction * load_wh.abs())
             .max(params.sigma_floor_wh)
+    }
+}
+
+/// Pseudo-windows of prior weight on the loss slope: with few days of history the slope stays
+/// near the prior loss share; with weeks of varied load the node's own data decide.
+const SLOPE_PRIOR_WINDOWS: f64 = 12.0;
+
+/// A fitted slope pair and half-hour intercepts.
+#[derive(Debug, Default)]
+struct SlotFit {
+    linear: f64,
+    quadratic: f64,
+    intercepts: Vec<f64>,
+    level: f64,
+    slot_load: Vec<f64>,
+}
+
+impl SlotFit {
+    fn predict(&self, s: &ResidualSample) -> f64 {
+        self.intercepts[usize::from(s.slot) % SLOTS]
+            + self.linear * s.load_wh
+            + self.quadratic * s.load_wh * s.load_wh
+    }
+
+    fn solve(samples: &[&ResidualSample], weights: &[f64], params: &LossParams) -> SlotFit {
+        // Within-slot means of load, load² and residual.
+        let scale = median(&samples.iter().map(|s| s.load_wh).collect::<Vec<_>>()).max(1.0);
+        let mut sums = vec![[0.0f64; 4]; SLOTS];
+        for (s, w) in samples.iter().zip(weights) {
+            let x = s.load_wh / scale;
+            let slot = &mut sums[usize::from(s.slot) % SLOTS];
+            slot[0] += w;
+            slot[1] += w * x;
+            slot[2] += w * x * x;
+            slot[3] += w * s.residual_wh;
+        }
+        let mean = |slot: usize, k: usize| {
+            if sums[slot][0] > 0.0 {
+                sums[slot][k] / sums[slot][0]
+            } else {
+                0.0
+            }
+        };
+        // Normal equations of the demeaned regression, in scaled units.
+        let (mut sxx, mut sxq, mut sqq, mut sxy, mut sqy, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        for (s, w) in samples.iter().zip(weights) {
+            let slot = usize::from(s.slot) % SLOTS;
+            let x = s.load_wh / scale;
+            let dx = x - mean(slot, 1);
+            let dq = x * x - mean(slot, 2);
+            let dy = s.residual_wh - mean(slot, 3);
+            sxx += w * dx * dx;
+            sxq += w * dx * dq;
+            sqq += w * dq * dq;
+            sxy += w * dx * dy;
+            sqy += w * dq * dy;
+            n += w;
+        }
+        // Ridge towards the prior: linear share = prior loss share (scaled), quadratic = 0, each
+        // worth SLOPE_PRIOR_WINDOWS windows of the average within-slot variation.
+        let prior_linear = params.prior_loss_fraction * scale;
+        let lx = SLOPE_PRIOR_WINDOWS * (sxx / n.max(1.0)).max(1e-9);
+        let lq = SLOPE_PRIOR_WINDOWS * (sqq / n.max(1.0)).max(1e-9);
+        let (a11, a12, a22) = (sxx + lx, sxq, sqq + lq);
+        let (b1, b2) = (sxy + lx * prior_linear, sqy);
+        let det = a11 * a22 - a12 * a12;
+        let (mut linear, mut quadratic) = if det.abs() > 1e-12 {
+            ((b1 * a22 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det)
+        } else {
+            (prior_linear, 0.0)
+        };
+        // Back to Wh and kept physical (losses do not shrink as load grows).
+        linear /= scale;
+        quadratic /= scale * scale;
+        linear = linear.clamp(LINEAR_RANGE.0, LINEAR_RANGE.1);
+        quadratic = quadratic.max(0.0);
+        // Each half hour's intercept: the median of what the slope leaves (the overall level
+        // where the half hour has too few windows). Not shrunk: a shrunk intercept under-learns
+        // a street-lighting circuit by the shrinkage, a bias the cumulative test would add up.
+        let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); SLOTS];
+        for s in samples {
+            by_slot[usize::from(s.slot) % SLOTS]
+                .push(s.residual_wh - linear * s.load_wh - quadratic * s.load_wh * s.load_wh);
+        }
+        let all: Vec<f64> = by_slot.iter().flatten().copied().collect();
+        let level = median(&all);
+        let intercepts = by_slot
+            .iter()
+            .map(|values| {
+                if values.len() < params.offset_min_points {
+                    return level;
+                }
+                median(values)
+            })
+            .collect();
+        let slot_load = (0..SLOTS).map(|slot| mean(slot, 1) * scale).collect();
+        SlotFit {
+            linear,
+            quadratic,
+            intercepts,
+            level,
+            slot_load,
+        }
     }
 }
 
@@ -246,125 +410,10 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Fits `r = a + c·I + b·I²` by Huber IRLS, in units scaled by the median input for
-/// conditioning. Terms the data cannot identify (a load that barely varies) are left out.
-fn fit_base(points: &[(f64, f64)], huber_k: f64) -> [f64; 3] {
-    let scale = median(&points.iter().map(|p| p.0).collect::<Vec<_>>()).max(1.0);
-    let xs: Vec<f64> = points.iter().map(|p| p.0 / scale).collect();
-    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let spread = {
-        let mut sorted = xs.clone();
-        sorted.sort_by(f64::total_cmp);
-        let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f) as usize];
-        q(0.9) - q(0.1)
-    };
-    // With too little variation in load, the slope terms are not identifiable.
-    let terms = if spread < 0.05 {
-        1
-    } else if spread < 0.3 {
-        2
-    } else {
-        3
-    };
-    let mut weights = vec![1.0; xs.len()];
-    let mut theta = [0.0; 3];
-    for _ in 0..12 {
-        let Some(solution) = weighted_least_squares(&xs, &ys, &weights, terms) else {
-            break;
-        };
-        theta = solution;
-        let residuals: Vec<f64> = xs
-            .iter()
-            .zip(&ys)
-            .map(|(x, y)| y - (theta[0] + theta[1] * x + theta[2] * x * x))
-            .collect();
-        let s = (1.4826 * mad(&residuals)).max(1e-9);
-        for (w, r) in weights.iter_mut().zip(&residuals) {
-            let u = r.abs() / s;
-            *w = if u <= huber_k { 1.0 } else { huber_k / u };
-        }
-    }
-    physical(
-        [theta[0], theta[1] / scale, theta[2] / (scale * scale)],
-        points,
-    )
-}
-
 /// Least and largest share of the load the linear term may take: meter bias (an input meter
 /// reading low, customer meters reading high) can make it slightly negative; losses do not
 /// shrink as load grows.
 const LINEAR_RANGE: (f64, f64) = (-0.05, 0.20);
-
-/// Keeps the load terms physical — the linear share within [`LINEAR_RANGE`], the quadratic
-/// (I²R) term non-negative — and refits the constant as the median of what remains.
-fn physical(base: [f64; 3], points: &[(f64, f64)]) -> [f64; 3] {
-    let linear = base[1].clamp(LINEAR_RANGE.0, LINEAR_RANGE.1);
-    let quadratic = base[2].max(0.0);
-    if linear == base[1] && quadratic == base[2] {
-        return base;
-    }
-    let rest: Vec<f64> = points
-        .iter()
-        .map(|(x, y)| y - linear * x - quadratic * x * x)
-        .collect();
-    [median(&rest), linear, quadratic]
-}
-
-/// Solves the weighted normal equations for the first `terms` of (1, x, x²).
-fn weighted_least_squares(xs: &[f64], ys: &[f64], w: &[f64], terms: usize) -> Option<[f64; 3]> {
-    let mut m = [[0.0f64; 4]; 3];
-    for ((x, y), wi) in xs.iter().zip(ys).zip(w) {
-        let basis = [1.0, *x, x * x];
-        for i in 0..terms {
-            for j in 0..terms {
-                m[i][j] += wi * basis[i] * basis[j];
-            }
-            m[i][3] += wi * basis[i] * y;
-        }
-    }
-    // Gaussian elimination with partial pivoting.
-    for col in 0..terms {
-        let pivot = (col..terms).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
-        if m[pivot][col].abs() < 1e-12 {
-            return None;
-        }
-        m.swap(col, pivot);
-        for row in 0..terms {
-            if row != col {
-                let f = m[row][col] / m[col][col];
-                let pivot_row = m[col];
-                for (k, value) in m[row].iter_mut().enumerate().skip(col) {
-                    *value -= f * pivot_row[k];
-                }
-            }
-        }
-    }
-    let mut out = [0.0; 3];
-    for i in 0..terms {
-        out[i] = m[i][3] / m[i][i];
-    }
-    Some(out)
-}
-
-/// Robust per-slot offsets of what the base model leaves, shrunk towards zero where few.
-fn slot_offsets(samples: &[&ResidualSample], base: &[f64; 3], params: &LossParams) -> Vec<f64> {
-    let mut by_hour: Vec<Vec<f64>> = vec![Vec::new(); SLOTS];
-    for s in samples {
-        by_hour[usize::from(s.slot) % SLOTS].push(s.residual_wh - eval_base(base, s.load_wh));
-    }
-    by_hour
-        .iter()
-        .map(|values| {
-            if values.len() < params.offset_min_points {
-                return 0.0;
-            }
-            // Shrunk towards zero by one pseudo-window: enough to tame a slot with few points,
-            // too little to bias a well-observed one.
-            let n = values.len() as f64;
-            median(values) * n / (n + 1.0)
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {
@@ -386,8 +435,9 @@ mod tests {
                 let hour = (w / 4) as u8;
                 let slot = (w / 2) as u8;
                 let phase = (w as f64 / 96.0) * std::f64::consts::TAU;
-                let input =
-                    250_000.0 * (1.0 + 0.4 * phase.sin()) * (1.0 + 0.05 * (d % 7) as f64 / 7.0);
+                let input = 250_000.0
+                    * (1.0 + 0.4 * phase.sin())
+                    * (0.93 + 0.15 * ((d * 3) % 7) as f64 / 7.0);
                 let losses = 600.0 + 0.002 * input + 2.0e-7 * input * input;
                 let lighting = if !(1..18).contains(&hour) {
                     1500.0
@@ -414,9 +464,15 @@ mod tests {
         for s in &samples {
             worst = worst.max((s.residual_wh - model.expected(s.load_wh, s.slot, &p)).abs());
         }
-        // Noise is uniform in ±200 Wh; the model should leave little more than that.
-        assert!(worst < 400.0, "worst deviation {worst}");
-        assert!(model.sigma_wh < 250.0, "sigma {}", model.sigma_wh);
+        // Losses swing over 20 kWh per window with the load and lighting adds 1.5 kWh; noise is
+        // uniform in ±200 Wh. The model must leave a spread of the noise's order, its worst
+        // window within four of its own sigmas (the quadratic term is only partly identifiable
+        // from a week whose days differ by a few per cent).
+        assert!(model.sigma_wh < 300.0, "sigma {}", model.sigma_wh);
+        assert!(
+            worst < 4.0 * model.sigma_wh.max(150.0),
+            "worst deviation {worst}"
+        );
         // Lighting (18:00-01:00) is told from daytime; how it splits between the constant, the
         // load terms and the offsets does not matter (load and hour are collinear here).
         let lit = model.slot_offsets_wh[40] - model.slot_offsets_wh[18];
@@ -443,12 +499,44 @@ mod tests {
         let model = LossModel::fit(&history(0), &p);
         assert!(!model.is_learned());
         assert!((model.expected(10_000.0, 3, &p) - 600.0).abs() < 1e-9);
-        assert!((model.sigma(10_000.0, &p) - 1000.0).abs() < 1e-9);
+        assert!((model.sigma(10_000.0, 3, &p) - 1000.0).abs() < 1e-9);
         let absurd = LossModel {
             linear: 0.9,
             ..LossModel::prior(&p)
         };
-        assert!((absurd.expected(10_000.0, 3, &p) - 3500.0).abs() < 1e-9);
+        let absurd = LossModel {
+            linear: 1.5,
+            ..absurd
+        };
+        assert!((absurd.expected(10_000.0, 3, &p) - 10_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_unusual_load_is_extrapolated_with_a_physical_slope() {
+        // A feeder whose farm runs every night: 270 kWh per window at night, losses 3.7 %.
+        // One night the farm is off (175 kWh): the expected residual must follow the load, not
+        // a slope that only made sense across the day.
+        let p = LossParams::default();
+        let mut samples = Vec::new();
+        for d in 0..3 {
+            for w in 0..96usize {
+                let night = w < 24;
+                let load =
+                    if night { 270_000.0 } else { 120_000.0 } + 1000.0 * ((w * 7 + d) % 5) as f64;
+                samples.push(ResidualSample {
+                    load_wh: load,
+                    residual_wh: 500.0 + 0.037 * load + if w % 48 > 40 { 1200.0 } else { 0.0 },
+                    slot: (w / 2) as u8,
+                });
+            }
+        }
+        let model = LossModel::fit(&samples, &p);
+        let expected = model.expected(175_000.0, 5, &p);
+        let truth = 500.0 + 0.037 * 175_000.0;
+        assert!(
+            (expected - truth).abs() < 0.15 * truth,
+            "expected {expected}, truth {truth}: {model:?}"
+        );
     }
 
     #[test]

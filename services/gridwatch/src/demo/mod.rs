@@ -21,7 +21,7 @@ use gridwatch_sim::{Scenario, SimConfig, Simulation};
 use crate::config::{Config, Secret};
 use crate::localbroker::LocalBroker;
 use crate::services::{self, Service};
-use crate::simulate::{feed, scenario_by_name, FeedOptions};
+use crate::simulate::{feed, FeedOptions};
 
 /// Options of `gridwatch demo`.
 #[derive(Args, Debug, Clone)]
@@ -29,8 +29,10 @@ pub struct DemoArgs {
     /// Households in the simulated region (plus its commercial, industrial and mining meters).
     #[arg(long, default_value_t = 3000)]
     pub households: u32,
-    /// Simulated days (the diversion starts after the first).
-    #[arg(long, default_value_t = 3)]
+    /// Simulated days: a household starts mining and a farm over-consumes after the third (the
+    /// mining rule compares a connection with its own three days before), the 50 MW diversion
+    /// starts on the last.
+    #[arg(long, default_value_t = 10)]
     pub days: u32,
     /// Random seed of the simulation.
     #[arg(long, default_value_t = 2025)]
@@ -55,9 +57,8 @@ pub struct DemoArgs {
 const INGEST_USER: &str = "gridwatch-ingest";
 const SIMULATOR_USER: &str = "gridwatch-simulator";
 
-/// The demo's simulation: the default East Kazakhstan region sized by `args`, with the insider
-/// diversion from the second day, one household mining from the start of the second day, and
-/// a farm over its quota.
+/// The demo's simulation: the default East Kazakhstan region sized by `args`; one household
+/// mining and a farm over its quota from the fourth day; the insider diversion on the last.
 pub fn demo_sim_config(args: &DemoArgs, now: DateTime<Utc>) -> anyhow::Result<SimConfig> {
     let mut config = SimConfig {
         seed: args.seed,
@@ -70,21 +71,18 @@ pub fn demo_sim_config(args: &DemoArgs, now: DateTime<Utc>) -> anyhow::Result<Si
     if let Some(region) = config.regions.first_mut() {
         region.households = args.households;
     }
-    let onset_hours = 24.0;
+    let diversion_onset = 24.0 * f64::from(args.days.max(2) - 1);
     let mut scenarios: Vec<Scenario> = Vec::new();
     for (name, extra) in [
         (
             "east-kazakhstan",
-            serde_json::json!({"insider": true, "onset_hours": onset_hours}),
+            serde_json::json!({"insider": true, "onset_hours": diversion_onset}),
         ),
         (
             "unlicensed-mining",
-            serde_json::json!({"count": 1, "onset_hours": onset_hours}),
+            serde_json::json!({"count": 1, "onset_hours": 72.0}),
         ),
-        (
-            "quota-overrun",
-            serde_json::json!({"onset_hours": onset_hours}),
-        ),
+        ("quota-overrun", serde_json::json!({"onset_hours": 72.0})),
     ] {
         let mut json = serde_json::json!({ "name": name });
         if let (Some(obj), Some(extra)) = (json.as_object_mut(), extra.as_object()) {
@@ -94,7 +92,6 @@ pub fn demo_sim_config(args: &DemoArgs, now: DateTime<Utc>) -> anyhow::Result<Si
             .push(serde_json::from_value(json).with_context(|| format!("the {name} scenario"))?);
     }
     config.scenarios = scenarios;
-    let _ = scenario_by_name;
     Ok(config)
 }
 
@@ -210,6 +207,8 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
     // Wait for the detector to evaluate everything the watermark allows.
     let target = sim_end - TimeDelta::seconds(config.detector.allowed_lateness_secs);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut settled = 0;
+    let mut last_stored = -1i64;
     loop {
         let until: Option<DateTime<Utc>> = client
             .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
@@ -226,8 +225,22 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
             "  detecting  {stored} readings stored, evaluated up to {}",
             until.map_or("-".into(), |u| u.format("%Y-%m-%d %H:%M UTC").to_string())
         ));
-        if until.is_some_and(|u| u >= target - TimeDelta::minutes(15)) {
-            break;
+        let pending: i64 = client
+            .query_one("SELECT count(*) FROM reading_touches", &[])
+            .await?
+            .get(0);
+        // Done when ingest holds nothing unacknowledged and stores nothing more, the watermark's
+        // last window is evaluated, and nothing stored is left for the detector (late readings
+        // re-evaluated, conditions they disprove withdrawn), twice in a row.
+        let quiet = running.metrics.ingest.unacked.get() <= 0 && stored == last_stored;
+        last_stored = stored;
+        if quiet && until.is_some_and(|u| u >= target - TimeDelta::minutes(15)) && pending == 0 {
+            settled += 1;
+            if settled >= 2 {
+                break;
+            }
+        } else {
+            settled = 0;
         }
         if Instant::now() > deadline {
             println!();
@@ -240,6 +253,9 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
     }
     println!();
     let truth = simulation.ground_truth().clone();
+    let truth_file = args.work_dir.join("ground-truth.json");
+    std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth)?)
+        .with_context(|| format!("Failed to write {truth_file:?}"))?;
     report::print(&client, &truth, stats, started.elapsed(), http).await?;
 
     if args.exit {

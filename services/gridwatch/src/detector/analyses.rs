@@ -204,9 +204,26 @@ async fn meters(
     day_end: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let grid = ctx.grid;
-    let start = day_end - Duration::days(PROFILE_DAYS);
+    // Two weeks, or as much as the region has been evaluated for (a young deployment).
+    let node_keys: Vec<i32> = region
+        .balanced
+        .iter()
+        .map(|(n, _)| grid.node_keys[*n])
+        .collect();
+    let evaluated_from: Option<DateTime<Utc>> = tx
+        .query_one(
+            "SELECT min(window_start) FROM detector_node_windows WHERE node_key = ANY($1)",
+            &[&node_keys],
+        )
+        .await?
+        .get(0);
+    let start = (day_end - Duration::days(PROFILE_DAYS))
+        .max(evaluated_from.map_or(day_end, |f| floor(f, TimeDelta::days(1))));
+    if start >= day_end {
+        return Ok(());
+    }
     let first = window_number(&ctx.spec, start);
-    let count = (PROFILE_DAYS * ctx.spec.per_day()) as usize;
+    let count = ((day_end - start).num_seconds() / ctx.spec.seconds).max(0) as usize;
     let Ok(region_id) = RegionId::parse(&region.id) else {
         return Ok(());
     };

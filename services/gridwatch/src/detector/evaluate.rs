@@ -119,9 +119,15 @@ pub async fn evaluate(
     for (i, w) in windows.iter().enumerate() {
         let day = w.start.date_naive();
         if model_day != Some(day) {
-            models =
-                super::models::for_day(tx, &node_keys, day, ctx.cfg.history_days, &ctx.cfg.loss)
-                    .await?;
+            models = super::models::for_day(
+                tx,
+                &node_keys,
+                day,
+                ctx.cfg.history_days,
+                &ctx.cfg.loss,
+                ctx.cfg.diversion.immediate_z,
+            )
+            .await?;
             model_day = Some(day);
         }
         let k = numbers[i];
@@ -170,8 +176,11 @@ pub async fn evaluate(
                 fed_wh: b.fed_wh,
                 coverage: b.coverage,
                 expected_wh: model.expected(b.fed_wh, slot, &ctx.cfg.loss),
-                sigma_wh: model.sigma(b.fed_wh, &ctx.cfg.loss).hypot(b.uncertainty_wh),
+                sigma_wh: model
+                    .sigma(b.fed_wh, slot, &ctx.cfg.loss)
+                    .hypot(b.uncertainty_wh),
                 learned: model.supports_cusum(&ctx.cfg.loss),
+                learned_model: model.is_learned(),
             };
             let state = states.entry(nk).or_default();
             let outcome = step(state, &input, &ctx.cfg.diversion, &ctx.thresholds);
@@ -219,10 +228,11 @@ pub async fn evaluate(
                 });
             }
             // A gap at the leading edge may only be readings still on their way: raise it once
-            // it is an hour old.
+            // it is six hours of event time old (a replay at full speed outruns ingest by
+            // hours; gaps are for information, not urgent).
             if state.insufficient >= ctx.cfg.diversion.gap_windows {
                 if let (Some(start), Some(last)) = (state.gap_start, windows.last()) {
-                    if start <= last.end - Duration::hours(1) {
+                    if start <= last.end - Duration::hours(6) {
                         events.push(CaseEvent::GapOpen { node: *node, start });
                     }
                 }

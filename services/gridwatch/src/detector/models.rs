@@ -16,13 +16,16 @@ const TRAINING_COVERAGE: f64 = 0.98;
 const TRAINING_UNCERTAINTY: f64 = 0.005;
 
 /// The models of `node_keys` for `day`: stored ones, else fitted now from the `history_days`
-/// before it and stored.
+/// before it and stored. Windows of a case never teach the model when a learned model raised
+/// it, nor when it was gross (`immediate_z`, e.g. a theft already running at start-up, flagged
+/// under the priors).
 pub async fn for_day(
     client: &impl GenericClient,
     node_keys: &[i32],
     day: NaiveDate,
     history_days: i64,
     params: &LossParams,
+    immediate_z: f64,
 ) -> Result<HashMap<i32, LossModel>, tokio_postgres::Error> {
     let mut models: HashMap<i32, LossModel> = HashMap::new();
     for row in client
@@ -53,7 +56,8 @@ pub async fn for_day(
             "SELECT node_key, window_start, input_wh - fed_wh, fed_wh
              FROM detector_node_windows
              WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
-               AND NOT (in_case AND model_learned) AND NOT in_gap AND input_wh IS NOT NULL
+               AND NOT (in_case AND (model_learned OR coalesce(z, 0) >= $6)) AND NOT in_gap
+               AND input_wh IS NOT NULL
                AND coverage >= $4 AND uncertainty_wh <= $5 * greatest(abs(fed_wh), 1)",
             &[
                 &missing,
@@ -61,6 +65,7 @@ pub async fn for_day(
                 &day_start,
                 &TRAINING_COVERAGE,
                 &TRAINING_UNCERTAINTY,
+                &immediate_z,
             ],
         )
         .await?;

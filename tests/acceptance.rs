@@ -171,3 +171,120 @@ async fn a_small_persistent_diversion_is_flagged_within_a_day() {
         .collect();
     assert!(others.is_empty(), "false cases elsewhere: {others:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn farms_and_households_mining_beyond_the_rules_are_flagged_with_their_energy() {
+    // Two households with rigs, one farm buying 2 % less than it uses, the other running 10 %
+    // more machines than registered (and buying for them), and refused purchases above the cap.
+    let mut config = grid(600, 7, 19);
+    for scenario in [
+        serde_json::json!({"name": "unlicensed-mining", "count": 2, "rigs": 2, "onset_hours": 72}),
+        serde_json::json!({"name": "quota-overrun", "licence": "KZ-MIN-001", "excess": 0.02, "onset_hours": 72}),
+        serde_json::json!({"name": "capacity-exceeded", "licence": "KZ-MIN-002", "excess_share": 0.10, "bought": true, "onset_hours": 72}),
+        serde_json::json!({"name": "purchase-over-cap", "onset_hours": 24}),
+    ] {
+        config = with(config, scenario);
+    }
+    let outcome = run(config, LIMIT).await;
+    let truth = &outcome.truth.injected;
+
+    // Unlicensed mining: each rigged household, within 7 days of onset.
+    for injection in truth
+        .iter()
+        .filter(|i| i.kind == InjectionKind::UnlicensedMining)
+    {
+        let meter = injection.meter.as_ref().expect("a household").to_string();
+        let found = outcome.of_kind("unlicensed_mining");
+        let case = found
+            .iter()
+            .find(|a| a.meter.as_deref() == Some(meter.as_str()))
+            .unwrap_or_else(|| panic!("{meter} not flagged: {found:#?}"));
+        assert!(case.started_at - injection.started_at < chrono::Duration::days(7));
+    }
+    // No household without rigs is flagged.
+    let rigged: Vec<String> = truth
+        .iter()
+        .filter(|i| i.kind == InjectionKind::UnlicensedMining)
+        .filter_map(|i| i.meter.as_ref().map(ToString::to_string))
+        .collect();
+    let wrong: Vec<_> = outcome
+        .of_kind("unlicensed_mining")
+        .into_iter()
+        .filter(|a| !a.meter.as_ref().is_some_and(|m| rigged.contains(m)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "households flagged without rigs: {wrong:#?}"
+    );
+
+    // Quota overrun: flagged, unpaid energy within 1 % of truth plus the meter's 0.5 %.
+    let overrun = truth
+        .iter()
+        .find(|i| i.kind == InjectionKind::QuotaOverrun)
+        .expect("injected");
+    let found = outcome.of_kind("quota_overrun");
+    let case = found
+        .iter()
+        .find(|a| a.licence.as_deref() == Some("KZ-MIN-001"))
+        .unwrap_or_else(|| panic!("quota overrun not flagged: {found:#?}"));
+    let metered_wh: i64 = outcome
+        .db
+        .count(
+            "SELECT (max(r.energy_wh) - min(r.energy_wh))::bigint FROM readings r
+             JOIN meters m USING (meter_key) JOIN licences l USING (licence_key)
+             WHERE l.id = 'KZ-MIN-001'",
+        )
+        .await;
+    let tolerance = 0.01 * overrun.energy_wh as f64 + 0.005 * metered_wh as f64;
+    assert!(
+        ((case.energy_wh - overrun.energy_wh) as f64).abs() <= tolerance,
+        "unpaid {} Wh vs {} Wh true (tolerance {tolerance:.0})",
+        case.energy_wh,
+        overrun.energy_wh
+    );
+
+    // Capacity exceeded by 10 %: flagged within a day.
+    let excess = truth
+        .iter()
+        .find(|i| i.kind == InjectionKind::CapacityExceeded)
+        .expect("injected");
+    let found = outcome.of_kind("capacity_exceeded");
+    let case = found
+        .iter()
+        .find(|a| a.licence.as_deref() == Some("KZ-MIN-002"))
+        .unwrap_or_else(|| panic!("capacity not flagged: {found:#?}"));
+    assert!(case.started_at - excess.started_at < chrono::Duration::days(1));
+    assert!(
+        outcome
+            .of_kind("capacity_exceeded")
+            .iter()
+            .all(|a| a.licence.as_deref() == Some("KZ-MIN-002")),
+        "only the farm with extra machines"
+    );
+
+    // Purchases above the cap: refused and raised.
+    assert!(!outcome.of_kind("purchase_over_cap").is_empty());
+    let refused = outcome
+        .db
+        .count("SELECT count(*) FROM purchase_attempts WHERE reason = 'purchase_over_cap'")
+        .await;
+    assert!(refused >= 1, "{refused} refused attempts");
+    // And no diversion anywhere: farms and rigs are metered consumption, not theft.
+    assert!(
+        outcome.of_kind("diversion").is_empty(),
+        "{:#?}",
+        outcome.of_kind("diversion")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_mining_beyond_its_share_is_flagged() {
+    let config = with(
+        grid(400, 4, 23),
+        serde_json::json!({"name": "mining-share", "onset_hours": 24}),
+    );
+    let outcome = run(config, LIMIT).await;
+    let found = outcome.of_kind("mining_share_exceeded");
+    assert!(!found.is_empty(), "not flagged");
+    assert!(found.iter().all(|a| a.energy_wh > 0));
+}

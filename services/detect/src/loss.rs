@@ -350,13 +350,22 @@ impl SlotFit {
         }
         let all: Vec<f64> = by_slot.iter().flatten().copied().collect();
         let level = median(&all);
-        let intercepts = by_slot
-            .iter()
-            .map(|values| {
-                if values.len() < params.offset_min_points {
+        // A half hour seen on fewer than two days borrows its neighbours' windows too: one odd
+        // window (the first of a deployment, a meter's outage) must not set an intercept alone.
+        let intercepts = (0..SLOTS)
+            .map(|slot| {
+                let own = &by_slot[slot];
+                if own.len() >= 4 {
+                    return median(own);
+                }
+                let around: Vec<f64> = [(slot + SLOTS - 1) % SLOTS, slot, (slot + 1) % SLOTS]
+                    .iter()
+                    .flat_map(|s| by_slot[*s].iter().copied())
+                    .collect();
+                if around.len() < params.offset_min_points.max(3) {
                     return level;
                 }
-                median(values)
+                median(&around)
             })
             .collect();
         let slot_load = (0..SLOTS).map(|slot| mean(slot, 1) * scale).collect();

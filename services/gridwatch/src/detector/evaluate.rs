@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tokio_postgres::Transaction;
 
-use gridwatch_core::registry::MeterClass;
+use gridwatch_core::registry::{MeterClass, MeterRole};
 use gridwatch_detect::balance::balance;
 use gridwatch_detect::diversion::{step, Case, NodeState, Thresholds, WindowInput};
 use gridwatch_detect::loss::LossModel;
@@ -141,10 +141,18 @@ pub async fn evaluate(
                 |m| {
                     let key = grid.meter_keys[m];
                     let (e, interpolated) = energies.get_flagged(key, i)?;
-                    let sd = if interpolated {
+                    // A missed boundary reading shares the energy of two windows: the error
+                    // is up to half their difference. A meter's usual variation bounds it for an
+                    // aggregate (a child node's input); a single consumer can also stop or start
+                    // at once (a farm's outage), so a quarter of its energy is the least assumed.
+                    let sd = if !interpolated {
+                        0.0
+                    } else if grid.topology.meters[m].role == MeterRole::Input {
                         variability.get(&key).map_or(0.25 * e.abs(), |v| 0.5 * v)
                     } else {
-                        0.0
+                        variability
+                            .get(&key)
+                            .map_or(0.25 * e.abs(), |v| (0.5 * v).max(0.25 * e.abs()))
                     };
                     Some((e, sd))
                 },

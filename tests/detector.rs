@@ -139,11 +139,15 @@ async fn run_detector(detector: &mut Detector, db: &TestDb) {
 }
 
 fn detector_for(db: &TestDb) -> Detector {
+    detector_with(db, Arc::new(Metrics::new()))
+}
+
+fn detector_with(db: &TestDb, metrics: Arc<Metrics>) -> Detector {
     let config = Config {
         database_url: db.secret(),
         ..Config::default()
     };
-    Detector::new(config, Arc::new(Metrics::new()))
+    Detector::new(config, metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,8 +165,21 @@ async fn a_diversion_is_flagged_in_its_first_window_with_its_energy_and_nothing_
     };
     let end = 3 * 96;
     store(&db, &registers(0, end, theft)).await;
-    let mut detector = detector_for(&db);
+    let metrics = Arc::new(Metrics::new());
+    let mut detector = detector_with(&db, metrics.clone());
     run_detector(&mut detector, &db).await;
+    let raised = |kind: &str, severity: &str| {
+        metrics
+            .detector
+            .anomalies_raised
+            .with_label_values(&[kind, "r1", severity])
+            .get()
+    };
+    let diversions: u64 = ["info", "low", "medium", "high", "critical"]
+        .iter()
+        .map(|severity| raised("diversion", severity))
+        .sum();
+    assert_eq!(diversions, 1, "the creation is counted once");
 
     let client = db.client().await;
     let rows = client

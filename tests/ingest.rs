@@ -307,12 +307,17 @@ async fn database_connections_terminated_mid_stream_lose_nothing() {
     let db = TestDb::migrated().await;
     let broker = Broker::start();
     seed_meters(&db, 200).await;
-    let ingest = InProcess::start(config(&db, &broker, &unique_name("ingest"))).await;
+    // One writer, so that the connection the first round opened is the one every later
+    // batch must find dead.
+    let mut cfg = config(&db, &broker, &unique_name("ingest"));
+    cfg.ingest.writers = 1;
+    let ingest = InProcess::start(cfg).await;
     let mut publisher = Publisher::connect(broker.port, SIMULATOR_USER).await;
     let admin = db.client().await;
-    let mut published = 0;
-    for round in 0..5 {
-        published += publish_readings(&mut publisher, 200, round * 4..round * 4 + 4).await;
+    let mut published = publish_readings(&mut publisher, 200, 0..4).await;
+    publisher.flush().await;
+    assert_stored_exactly(&db, published).await;
+    for round in 1..6 {
         admin
             .execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -321,6 +326,7 @@ async fn database_connections_terminated_mid_stream_lose_nothing() {
             )
             .await
             .expect("terminate connections");
+        published += publish_readings(&mut publisher, 200, round * 4..round * 4 + 4).await;
     }
     publisher.flush().await;
     assert_stored_exactly(&db, published).await;

@@ -66,6 +66,14 @@ pub fn config(db: &TestDb, broker: &Broker) -> Config {
 /// Runs `sim` through MQTT, ingest and the detector; waits (bounded by `limit`) until the
 /// detector has evaluated everything the watermark allows.
 pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
+    // Warnings and errors of the services go to the test's captured output, shown on failure.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     let db = TestDb::migrated().await;
     let broker = Broker::start();
     let config = config(&db, &broker);
@@ -135,7 +143,16 @@ pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
         }
         assert!(
             Instant::now() < deadline,
-            "the detector reached {until:?}, not {target}, within {limit:?}"
+            "the detector reached {until:?}, not {target}, within {limit:?} \
+             ({stored} readings stored, {} unacknowledged, {pending} touches pending, \
+             {} detector errors)",
+            running.metrics.ingest.unacked.get(),
+            running
+                .metrics
+                .detector
+                .errors
+                .with_label_values(&["cycle"])
+                .get()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -58,7 +58,17 @@ pub struct Suspect {
     pub score: f64,
 }
 
+/// Fewest candidates whose common movement is taken as the weather's (and the calendar's).
+const MIN_PEERS: usize = 3;
+/// Bounds on the common movement: beyond them, the node's consumers changed for reasons a
+/// baseline cannot follow and the raw baselines are kept.
+const PEER_FACTOR_RANGE: [f64; 2] = [0.5, 2.0];
+
 /// Ranks candidates against the case's per-window excess (`excess[i]` for `during[i]`).
+///
+/// Each candidate's baseline is its own hour-of-day mean, scaled by the median of all
+/// candidates' during/baseline ratios: a cold snap or a holiday moves every home on the node,
+/// a tampered meter drops against its neighbours.
 pub fn rank(
     candidates: &[Candidate<'_>],
     excess: &[Option<f64>],
@@ -68,9 +78,27 @@ pub fn rank(
     if total_excess <= 0.0 {
         return Vec::new();
     }
+    let baselines: Vec<Option<Baseline>> = candidates.iter().map(Baseline::of).collect();
+    let mut ratios: Vec<f64> = candidates
+        .iter()
+        .zip(&baselines)
+        .filter_map(|(c, b)| b.as_ref()?.ratio(c.during))
+        .collect();
+    let peer_factor = if ratios.len() >= MIN_PEERS {
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        if (PEER_FACTOR_RANGE[0]..=PEER_FACTOR_RANGE[1]).contains(&median) {
+            median
+        } else {
+            1.0
+        }
+    } else {
+        1.0
+    };
     let mut suspects: Vec<Suspect> = candidates
         .iter()
-        .filter_map(|c| assess(c, excess, total_excess, params))
+        .zip(&baselines)
+        .filter_map(|(c, b)| assess(c, b.as_ref()?, peer_factor, excess, total_excess, params))
         .collect();
     suspects.sort_by(|a, b| {
         b.score
@@ -81,44 +109,80 @@ pub fn rank(
     suspects
 }
 
+/// A candidate's hour-of-day baseline and the spread of its windows around it.
+struct Baseline {
+    sums: [f64; 24],
+    counts: [usize; 24],
+    overall: f64,
+    spread: f64,
+}
+
+impl Baseline {
+    fn of(c: &Candidate<'_>) -> Option<Baseline> {
+        let mut sums = [0.0f64; 24];
+        let mut counts = [0usize; 24];
+        let mut all = Vec::new();
+        for (hour, e) in c.before {
+            if let Some(e) = e {
+                sums[usize::from(hour % 24)] += e;
+                counts[usize::from(hour % 24)] += 1;
+                all.push(*e);
+            }
+        }
+        if all.len() < 8 {
+            return None;
+        }
+        let overall = all.iter().sum::<f64>() / all.len() as f64;
+        let mut b = Baseline {
+            sums,
+            counts,
+            overall,
+            spread: 0.0,
+        };
+        let deviations: Vec<f64> = c
+            .before
+            .iter()
+            .filter_map(|(h, e)| e.map(|e| e - b.at(*h)))
+            .collect();
+        let mean = deviations.iter().sum::<f64>() / deviations.len() as f64;
+        b.spread = (deviations.iter().map(|d| (d - mean).powi(2)).sum::<f64>()
+            / deviations.len() as f64)
+            .sqrt();
+        Some(b)
+    }
+
+    fn at(&self, hour: u8) -> f64 {
+        let h = usize::from(hour % 24);
+        if self.counts[h] >= 2 {
+            self.sums[h] / self.counts[h] as f64
+        } else {
+            self.overall
+        }
+    }
+
+    /// What the candidate reported during the case over what its baseline expected.
+    fn ratio(&self, during: &[(u8, Option<f64>)]) -> Option<f64> {
+        let (mut seen, mut expected) = (0.0, 0.0);
+        for (hour, e) in during {
+            if let Some(e) = e {
+                seen += e;
+                expected += self.at(*hour);
+            }
+        }
+        (expected > 0.0).then(|| seen / expected)
+    }
+}
+
 fn assess(
     c: &Candidate<'_>,
+    b: &Baseline,
+    peer_factor: f64,
     excess: &[Option<f64>],
     total_excess: f64,
     params: &SuspectParams,
 ) -> Option<Suspect> {
-    let mut sums = [0.0f64; 24];
-    let mut counts = [0usize; 24];
-    let mut all = Vec::new();
-    for (hour, e) in c.before {
-        if let Some(e) = e {
-            sums[usize::from(hour % 24)] += e;
-            counts[usize::from(hour % 24)] += 1;
-            all.push(*e);
-        }
-    }
-    if all.len() < 8 {
-        return None;
-    }
-    let overall = all.iter().sum::<f64>() / all.len() as f64;
-    let baseline = |hour: u8| {
-        let h = usize::from(hour % 24);
-        if counts[h] >= 2 {
-            sums[h] / counts[h] as f64
-        } else {
-            overall
-        }
-    };
-    let spread = {
-        let deviations: Vec<f64> = c
-            .before
-            .iter()
-            .filter_map(|(h, e)| e.map(|e| e - baseline(*h)))
-            .collect();
-        let mean = deviations.iter().sum::<f64>() / deviations.len() as f64;
-        (deviations.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / deviations.len() as f64)
-            .sqrt()
-    };
+    let baseline = |hour: u8| b.at(hour) * peer_factor;
+    let spread = b.spread;
     let mut drop = 0.0;
     let mut known = 0usize;
     let mut pairs = Vec::new();
@@ -225,6 +289,38 @@ mod tests {
         let ranked = rank(&candidates, &excess, &SuspectParams::default());
         assert_eq!(ranked.first().map(|s| s.meter.as_str()), Some("M-2"));
         assert_eq!(ranked.len(), 1, "{ranked:?}");
+        assert!((ranked[0].share - 1.0).abs() < 0.1, "{ranked:?}");
+    }
+
+    #[test]
+    fn a_mild_spell_lowers_every_home_and_only_the_tampered_one_is_named() {
+        let household = |h: u8| if (17..23).contains(&h) { 400.0 } else { 150.0 };
+        let before = day(household, 7);
+        // Every home uses 20 % less during the case (warmer days); one reports 40 % of that.
+        let warmer = |share: f64| -> Vec<(u8, Option<f64>)> {
+            day(household, 2)
+                .into_iter()
+                .map(|(h, e)| (h, e.map(|e| e * 0.8 * share)))
+                .collect()
+        };
+        let honest = warmer(1.0);
+        let tampered = warmer(0.4);
+        let excess: Vec<Option<f64>> = day(household, 2)
+            .iter()
+            .map(|(_, e)| e.map(|e| e * 0.8 * 0.6))
+            .collect();
+        let ids = ["M-1", "M-2", "M-3", "M-4", "M-5"];
+        let candidates: Vec<Candidate<'_>> = ids
+            .iter()
+            .map(|id| Candidate {
+                meter: id,
+                before: &before,
+                during: if *id == "M-4" { &tampered } else { &honest },
+            })
+            .collect();
+        let ranked = rank(&candidates, &excess, &SuspectParams::default());
+        let named: Vec<&str> = ranked.iter().map(|s| s.meter.as_str()).collect();
+        assert_eq!(named, ["M-4"], "{ranked:?}");
         assert!((ranked[0].share - 1.0).abs() < 0.1, "{ranked:?}");
     }
 

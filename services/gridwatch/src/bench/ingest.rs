@@ -8,7 +8,6 @@
 //! (`gridwatch ingest`), against its own Mosquitto (deploy/mosquitto) and its own database.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use clap::Args;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-use crate::config::{Config, MqttConfig, Secret};
+use crate::config::{Config, Secret};
 use crate::db::with_database;
 use crate::localbroker::{free_port, LocalBroker};
 use crate::metrics::Metrics;
@@ -202,13 +201,18 @@ struct Child {
 }
 
 impl Child {
-    async fn start(db_url: &str, mqtt_url: &str) -> anyhow::Result<Child> {
+    async fn start(
+        command: &[&str],
+        db_url: &str,
+        mqtt_url: &str,
+        client_id: &str,
+    ) -> anyhow::Result<Child> {
         let metrics_port = free_port()?;
         let process = tokio::process::Command::new(std::env::current_exe()?)
-            .arg("ingest")
+            .args(command)
             .env("GRIDWATCH_DATABASE_URL", db_url)
             .env("GRIDWATCH_MQTT_URL", mqtt_url)
-            .env("GRIDWATCH_MQTT_CLIENT_ID", "bench-ingest")
+            .env("GRIDWATCH_MQTT_CLIENT_ID", client_id)
             .env(
                 "GRIDWATCH_METRICS_ADDR",
                 format!("127.0.0.1:{metrics_port}"),
@@ -229,7 +233,7 @@ impl Child {
                 }
             }
             if Instant::now() > deadline {
-                bail!("the ingest child did not subscribe within 30 s");
+                bail!("the {command:?} child did not subscribe within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -341,43 +345,11 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
         args.messages, args.gateway_readings, args.array, args.publishers, args.meters
     );
 
-    // (a) The MQTT-only ceiling: a subscriber that acknowledges each message on arrival.
+    // (a) The MQTT-only ceiling: the same publishers, and a subscriber process that only
+    // acknowledges each message on arrival (same session code as ingest, no database).
     let ceiling = {
-        let metrics = Arc::new(Metrics::new());
-        let mut mqtt = MqttConfig {
-            url: Secret::new(mqtt_url.clone()),
-            ..MqttConfig::default()
-        };
-        mqtt.client_id = "bench-ack-only".into();
-        let mut session = Session::start(
-            broker_options(&mqtt, &mqtt.client_id)?,
-            crate::ingest::subscription_filters(&Config {
-                mqtt: mqtt.clone(),
-                ..Config::default()
-            }),
-            Backoff {
-                min: Duration::from_millis(50),
-                max: Duration::from_millis(500),
-            },
-            crate::mqtt::HeldBytes::new(usize::MAX),
-            metrics.clone(),
-        );
-        while metrics.ingest.mqtt_subscribed.get() != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let received = Arc::new(AtomicU64::new(0));
-        let counter = received.clone();
-        let acks = session.acks.clone();
-        let mut deliveries = std::mem::replace(
-            &mut session.deliveries,
-            tokio::sync::mpsc::unbounded_channel().1,
-        );
-        let acker = tokio::spawn(async move {
-            while let Some(delivery) = deliveries.recv().await {
-                acks.ack(delivery.ack_token());
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+        let child =
+            Child::start(&["bench", "ack-only"], &db_url, &mqtt_url, "bench-ack-only").await?;
         let messages = single_messages(args.messages, args.meters, now - day * 20);
         let mut publishers = publish::connect(
             broker.port,
@@ -388,7 +360,17 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
         );
         let started = Instant::now();
         publish::publish_all(&mut publishers, messages, None).await?;
-        while received.load(Ordering::Relaxed) < args.messages as u64 {
+        loop {
+            let text = scrape(child.metrics_port).await?;
+            let received = text
+                .lines()
+                .find(|l| l.starts_with("gridwatch_ingest_messages_total{topic=\"meter\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if received >= args.messages as f64 {
+                break;
+            }
             if started.elapsed() > Duration::from_secs(300) {
                 bail!("the ack-only subscriber received too little");
             }
@@ -398,13 +380,12 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
         for p in publishers {
             p.close().await;
         }
-        acker.abort();
-        drop(session);
+        child.stop().await?;
         args.messages as f64 / elapsed.as_secs_f64()
     };
     println!("(a) MQTT-only ceiling:               {ceiling:>10.0} messages/s");
 
-    let child = Child::start(&db_url, &mqtt_url).await?;
+    let child = Child::start(&["ingest"], &db_url, &mqtt_url, "bench-ingest").await?;
 
     // (b) End to end, one reading per message.
     let single = {
@@ -600,4 +581,45 @@ mod tests {
         let p75 = quantile(&before, &after, 0.75).expect("p75");
         assert!((p75 - 0.15).abs() < 1e-9);
     }
+}
+
+/// `gridwatch bench ack-only`: a subscriber that acknowledges every message on arrival and does
+/// nothing else, serving its message count on `/metrics`: the ceiling ingest is measured against.
+pub async fn ack_only(config: &Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (trigger, stop) = crate::shutdown::channel();
+    let (_bound, server) = crate::http::serve(
+        config.metrics_addr,
+        crate::http::metrics_router(metrics.clone()),
+        stop.clone(),
+    )
+    .await?;
+    let mut session = Session::start(
+        broker_options(&config.mqtt, &config.mqtt.client_id)?,
+        crate::ingest::subscription_filters(config),
+        Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        },
+        crate::mqtt::HeldBytes::new(usize::MAX),
+        metrics.clone(),
+    );
+    let received = metrics.ingest.messages.with_label_values(&["meter"]);
+    let acks = session.acks.clone();
+    let mut deliveries = std::mem::replace(
+        &mut session.deliveries,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    let acker = tokio::spawn(async move {
+        while let Some(delivery) = deliveries.recv().await {
+            acks.ack(delivery.ack_token());
+            received.inc();
+        }
+    });
+    crate::shutdown::os_signal().await;
+    trigger.trigger();
+    acker.abort();
+    drop(session);
+    let _ = server.await;
+    Ok(())
 }

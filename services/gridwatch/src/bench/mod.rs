@@ -13,11 +13,15 @@ use crate::config::Config;
 pub enum BenchCommand {
     /// Ingest throughput, latency and memory against the MQTT-only and raw-COPY ceilings.
     Ingest(ingest::IngestBenchArgs),
+    /// (Used by `bench ingest`.) A subscriber that only acknowledges, for the MQTT ceiling.
+    #[command(hide = true)]
+    AckOnly,
 }
 
 /// Runs a benchmark and prints its figures.
 pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args, config).await,
+        BenchCommand::AckOnly => ingest::ack_only(config).await,
     }
 }

@@ -23,7 +23,7 @@ use gridwatch_detect::window::Window;
 use super::cases::{to_store, ACTOR};
 use super::evaluate::{window_number, Context, RegionState};
 use super::grid::RegionInfo;
-use crate::anomalies::{raise, NewAnomaly};
+use crate::anomalies::NewAnomaly;
 use crate::metrics::Metrics;
 
 /// Days of history the per-meter analyses look at (mining wants 10 or more, tampering 14).
@@ -148,7 +148,7 @@ async fn licences(
             &ctx.cfg.capacity,
         ));
         for finding in &findings {
-            raise_finding(tx, region, finding).await?;
+            raise_finding(tx, ctx, region, finding).await?;
         }
         // What the hours new since the last run metered and bought.
         for (h, q) in hours.iter().enumerate() {
@@ -275,7 +275,7 @@ async fn meters(
     }
     findings.extend(merge_overlapping(tamper));
     for finding in &findings {
-        raise_finding(tx, region, finding).await?;
+        raise_finding(tx, ctx, region, finding).await?;
     }
     Ok(())
 }
@@ -401,7 +401,7 @@ async fn share(
         }
     }
     for finding in merge_days(findings, day_end, &ctx.cfg.share) {
-        raise_finding(tx, region, &finding).await?;
+        raise_finding(tx, ctx, region, &finding).await?;
     }
     Ok(())
 }
@@ -410,6 +410,7 @@ async fn share(
 /// start (and at least the energy) its anomaly already has.
 async fn raise_finding(
     tx: &Transaction<'_>,
+    ctx: &Context<'_>,
     region: &RegionInfo,
     finding: &Finding,
 ) -> anyhow::Result<()> {
@@ -469,6 +470,6 @@ async fn raise_finding(
         suspects: finding.suspects.clone(),
         evidence: finding.evidence.clone(),
     };
-    raise(tx, &condition, ACTOR).await?;
+    ctx.raise(tx, &condition, ACTOR).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use gridwatch_detect::suspects::{rank, Candidate};
 
 use super::evaluate::{average_power_w, window_number, Context, RegionState};
 use super::grid::RegionInfo;
-use crate::anomalies::{raise, NewAnomaly, Severity};
+use crate::anomalies::{NewAnomaly, Severity};
 
 /// (hour of day, energy Wh) per window.
 type HourSeries = Vec<(u8, Option<f64>)>;
@@ -119,12 +119,18 @@ pub async fn raise_diversion(
     let mut suspects = Vec::new();
     let mut boundary_to_verify: Vec<String> = Vec::new();
     if let Some(terms) = terms {
-        let first = window_number(&ctx.spec, start);
+        // A small theft near the detection limit shows as a chain of cases that open and end;
+        // the meters are judged over the whole chain of the past week, against the week before
+        // it, so that a later case does not take the tampered days as its baseline.
+        let chain_start = chain_start(tx, grid.node_keys[node], start)
+            .await?
+            .unwrap_or(start);
+        let first = window_number(&ctx.spec, chain_start);
         let last = window_number(&ctx.spec, until) - 1;
         let before_from = first - 7 * ctx.spec.per_day();
         let hour_of = |k: i64| ((k * ctx.spec.seconds).rem_euclid(86_400) / 3600) as u8;
         let excess: Vec<Option<f64>> =
-            excess_series(tx, grid.node_keys[node], start, until).await?;
+            excess_series(tx, grid.node_keys[node], chain_start, until).await?;
         let series: Vec<(String, HourSeries, HourSeries)> = terms
             .fed
             .iter()
@@ -209,10 +215,28 @@ pub async fn raise_diversion(
             .collect(),
         evidence,
     };
-    Ok(raise(tx, &condition, ACTOR).await?.id)
+    Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
 }
 
 /// The node's excess per window over `[start, end)`.
+/// The first window of the node flagged in a case during the week before `start`, if any.
+async fn chain_start(
+    tx: &Transaction<'_>,
+    node_key: i32,
+    start: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "SELECT min(window_start) FROM detector_node_windows
+             WHERE node_key = $1 AND in_case
+               AND window_start >= $2::timestamptz - interval '7 days'
+               AND window_start < $2::timestamptz",
+            &[&node_key, &start],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 async fn excess_series(
     tx: &Transaction<'_>,
     node_key: i32,
@@ -268,7 +292,7 @@ pub async fn raise_gap(
             "hour_started": start.hour(),
         }),
     };
-    Ok(raise(tx, &condition, ACTOR).await?.id)
+    Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
 }
 
 /// After a run of windows from `from`, closes the diversion and data-gap anomalies of the

@@ -43,6 +43,31 @@ pub struct Context<'a> {
     pub thresholds: Thresholds,
     /// The registry.
     pub grid: &'a Grid,
+    /// Anomalies created in this cycle's transaction (kind, region, severity), counted in
+    /// `gridwatch_anomalies_raised_total` once it commits.
+    pub raised: &'a std::sync::Mutex<Vec<[String; 3]>>,
+}
+
+impl Context<'_> {
+    /// Raises `condition` (creates or updates its anomaly) and notes a creation for the metrics.
+    pub async fn raise(
+        &self,
+        tx: &Transaction<'_>,
+        condition: &crate::anomalies::NewAnomaly,
+        actor: &str,
+    ) -> Result<crate::anomalies::Raised, tokio_postgres::Error> {
+        let raised = crate::anomalies::raise(tx, condition, actor).await?;
+        if raised.new {
+            if let Ok(mut created) = self.raised.lock() {
+                created.push([
+                    condition.kind.clone(),
+                    condition.region.clone().unwrap_or_default(),
+                    condition.severity.as_str().to_owned(),
+                ]);
+            }
+        }
+        Ok(raised)
+    }
 }
 
 /// The absolute number of the window starting at `start`.

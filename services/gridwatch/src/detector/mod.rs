@@ -143,6 +143,7 @@ impl Detector {
             .diversion
             .thresholds(self.spec.per_day() as f64);
         let mut did_work = false;
+        let raised = std::sync::Mutex::new(Vec::new());
         let lateness = self.lateness();
         let spec = self.spec;
         for region in &grid.regions {
@@ -226,6 +227,7 @@ impl Detector {
                 spec,
                 thresholds,
                 grid,
+                raised: &raised,
             };
             let Some(state) = self.regions.get_mut(&region.id) else {
                 continue;
@@ -253,6 +255,13 @@ impl Detector {
             did_work = true;
         }
         tx.commit().await?;
+        for labels in raised.into_inner().unwrap_or_default() {
+            self.metrics
+                .detector
+                .anomalies_raised
+                .with_label_values(&[&labels[0], &labels[1], &labels[2]])
+                .inc();
+        }
         for region in &grid.regions {
             if let Some(state) = self.regions.get(&region.id) {
                 let m = &self.metrics.detector;

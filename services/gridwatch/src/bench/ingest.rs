@@ -568,21 +568,6 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_within_buckets() {
-        let before = vec![(0.1, 0.0), (0.2, 0.0), (f64::INFINITY, 0.0)];
-        let after = vec![(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)];
-        let p50 = quantile(&before, &after, 0.5).expect("p50");
-        assert!((p50 - 0.1).abs() < 1e-9);
-        let p75 = quantile(&before, &after, 0.75).expect("p75");
-        assert!((p75 - 0.15).abs() < 1e-9);
-    }
-}
-
 /// `gridwatch bench ack-only`: a subscriber that acknowledges every message on arrival and does
 /// nothing else, serving its message count on `/metrics`: the ceiling ingest is measured against.
 pub async fn ack_only(config: &Config) -> anyhow::Result<()> {
@@ -622,4 +607,19 @@ pub async fn ack_only(config: &Config) -> anyhow::Result<()> {
     drop(session);
     let _ = server.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let before = vec![(0.1, 0.0), (0.2, 0.0), (f64::INFINITY, 0.0)];
+        let after = vec![(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)];
+        let p50 = quantile(&before, &after, 0.5).expect("p50");
+        assert!((p50 - 0.1).abs() < 1e-9);
+        let p75 = quantile(&before, &after, 0.75).expect("p75");
+        assert!((p75 - 0.15).abs() < 1e-9);
+    }
 }

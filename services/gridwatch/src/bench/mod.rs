@@ -1,7 +1,9 @@
 //! Benchmarks that print figures (not timed tests: a busy machine makes those flaky).
 //!
 //! - `gridwatch bench ingest`: the ingest pipeline against its ceilings (docs/BENCHMARKS.md).
+//! - `gridwatch bench detect`: one window for 100,000 meters, and the 30-day replay.
 
+pub mod detect;
 pub mod ingest;
 
 use clap::Subcommand;
@@ -13,6 +15,8 @@ use crate::config::Config;
 pub enum BenchCommand {
     /// Ingest throughput, latency and memory against the MQTT-only and raw-COPY ceilings.
     Ingest(ingest::IngestBenchArgs),
+    /// Detector cost: one window for 100,000 meters, and a 30-day replay through MQTT.
+    Detect(detect::DetectBenchArgs),
     /// (Used by `bench ingest`.) A subscriber that only acknowledges, for the MQTT ceiling.
     #[command(hide = true)]
     AckOnly,
@@ -22,6 +26,7 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args, config).await,
+        BenchCommand::Detect(args) => detect::run(args, config).await,
         BenchCommand::AckOnly => ingest::ack_only(config).await,
     }
 }

@@ -47,6 +47,8 @@ pub struct Detector {
     spec: WindowSpec,
     grid: Option<Grid>,
     regions: HashMap<String, RegionState>,
+    /// Loss in tenge of each region's anomalies at the last cycle.
+    loss_seen: HashMap<String, f64>,
 }
 
 impl Detector {
@@ -61,6 +63,7 @@ impl Detector {
             spec,
             grid: None,
             regions: HashMap::new(),
+            loss_seen: HashMap::new(),
         }
     }
 
@@ -89,6 +92,28 @@ impl Detector {
         // series are keyed by meter key and survive.
         for state in self.regions.values_mut() {
             state.states = None;
+        }
+        // Every series an alert or a dashboard takes `increase()` of exists from the start, so
+        // that the first anomaly of a kind counts as an increase.
+        let m = &self.metrics.detector;
+        for region in &grid.regions {
+            for kind in crate::anomalies::query::KINDS
+                .iter()
+                .filter(|k| **k != "purchase_over_cap")
+            {
+                for severity in crate::anomalies::query::SEVERITIES {
+                    m.anomalies_raised
+                        .with_label_values(&[kind, region.id.as_str(), severity]);
+                }
+            }
+            m.region_loss_kzt.with_label_values(&[&region.id]);
+        }
+        for kind in ["connect", "cycle"] {
+            m.errors.with_label_values(&[kind]);
+        }
+        let regions: Vec<String> = grid.regions.iter().map(|r| r.id.clone()).collect();
+        for (region, total) in region_losses(client, &regions).await? {
+            self.loss_seen.entry(region).or_insert(total);
         }
         self.grid = Some(grid);
         Ok(())
@@ -275,7 +300,8 @@ impl Detector {
                 }
             }
         }
-        self.refresh_anomaly_metrics(client).await?;
+        let regions: Vec<String> = grid.regions.iter().map(|r| r.id.clone()).collect();
+        self.refresh_anomaly_metrics(client, &regions).await?;
         Ok(did_work)
     }
 }
@@ -342,8 +368,27 @@ impl Detector {
         Ok(())
     }
 
-    /// Open anomalies by kind, region and severity, and the diversion gauges.
-    async fn refresh_anomaly_metrics(&self, client: &Client) -> anyhow::Result<()> {
+    /// Open anomalies by kind, region and severity, the diversion gauges, and the loss in
+    /// tenge the anomalies of this detector's regions gained since the last cycle.
+    async fn refresh_anomaly_metrics(
+        &mut self,
+        client: &Client,
+        regions: &[String],
+    ) -> anyhow::Result<()> {
+        for (region, total) in region_losses(client, regions).await? {
+            // The first sight of a region is the baseline (taken when the registry is loaded,
+            // before any evaluation): the counter counts what is added while this process runs;
+            // a restart is a counter reset to Prometheus.
+            let seen = self.loss_seen.entry(region.clone()).or_insert(total);
+            if total > *seen {
+                self.metrics
+                    .detector
+                    .region_loss_kzt
+                    .with_label_values(&[&region])
+                    .inc_by(total - *seen);
+            }
+            *seen = total;
+        }
         let m = &self.metrics.detector;
         let rows = client
             .query(
@@ -463,4 +508,21 @@ pub async fn run(
     }
     tracing::info!("Detector stopped.");
     Ok(())
+}
+
+/// The loss in tenge of the anomalies standing in each of `regions` (0 where there are none).
+async fn region_losses(
+    client: &Client,
+    regions: &[String],
+) -> Result<Vec<(String, f64)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT r, coalesce(sum(a.loss_kzt), 0)::float8
+             FROM unnest($1::text[]) r
+             LEFT JOIN anomalies a ON a.region = r AND NOT a.evidence ? 'withdrawn'
+             GROUP BY r",
+            &[&regions],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -118,11 +118,31 @@ pub async fn print(
             "meter_tamper" => Some(InjectionKind::MeterTamper),
             _ => None,
         };
+        // The injections this anomaly stands for: same kind, same subject (a diversion an
+        // insider hid shows at the node its truth says it is visible at).
+        let (node, meter, licence): (Option<String>, Option<String>, Option<String>) =
+            (row.get(3), row.get(4), row.get(5));
         let injections: Vec<_> = truth
             .injected
             .iter()
             .filter(|i| Some(i.kind) == injected_kind)
+            .filter(|i| {
+                let visible_at = i.details.get("visible_at").and_then(|v| v.as_str());
+                let node_matches = node.as_deref().is_some_and(|n| {
+                    i.node.as_ref().is_some_and(|x| x.to_string() == n) || visible_at == Some(n)
+                });
+                let meter_matches = meter
+                    .as_deref()
+                    .is_some_and(|m| i.meter.as_ref().is_some_and(|x| x.to_string() == m));
+                let licence_matches = licence
+                    .as_deref()
+                    .is_some_and(|l| i.licence.as_ref().is_some_and(|x| x.to_string() == l));
+                node_matches || meter_matches || licence_matches
+            })
             .collect();
+        if injections.is_empty() && injected_kind.is_some() {
+            println!("           nothing was injected here: a false alarm of the detector");
+        }
         if let Some(onset) = injections.iter().map(|i| i.started_at).min() {
             let true_wh: i64 = injections.iter().map(|i| i.energy_wh).sum();
             let delay = started - onset;

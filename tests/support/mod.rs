@@ -6,6 +6,7 @@ pub mod api;
 pub mod broker;
 pub mod db;
 pub mod ingest;
+pub mod layout;
 pub mod publisher;
 pub mod registry;
 pub mod scenario;

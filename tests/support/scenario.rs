@@ -1,14 +1,17 @@
 //! Running a simulated scenario end to end: the simulator publishes over MQTT to ingest, the
 //! detector and the API running in this process, against a database and a broker of the test's
-//! own; then the anomalies are read back.
+//! own; then the anomalies are read back. [`run`] does it all; [`start`] and the steps of
+//! [`Started`] let a test watch the services while the scenario runs.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use gridwatch::config::{Config, Secret};
-use gridwatch::services::{self, Service};
+use gridwatch::services::{self, Running, Service};
 use gridwatch::simulate::{feed, wait_until_consuming, FeedOptions};
 use gridwatch_sim::{GroundTruth, SimConfig, Simulation};
+use tokio_postgres::Client;
 
 use super::broker::{INGEST_USER, PASSWORD_SUFFIX, SIMULATOR_USER};
 use super::{unique_name, workspace_root, Broker, TestDb};
@@ -66,6 +69,31 @@ pub fn config(db: &TestDb, broker: &Broker) -> Config {
 /// Runs `sim` through MQTT, ingest and the detector; waits (bounded by `limit`) until the
 /// detector has evaluated everything the watermark allows.
 pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
+    let mut started = start(sim).await;
+    started.publish().await;
+    started.settle(limit).await;
+    started.finish().await
+}
+
+/// A scenario whose services run: started, its registry imported, ingest subscribed, nothing
+/// published yet. Tests that watch the services from outside while the scenario runs (a real
+/// Prometheus scraping `/metrics`) use the steps of [`run`] one by one.
+pub struct Started {
+    /// The services' configuration (the broker's and the database's addresses, port 0 for HTTP).
+    pub config: Config,
+    /// Ingest, the detector and the API, in this process.
+    pub running: Running,
+    pub simulation: Simulation,
+    /// A connection to the test's database.
+    pub client: Client,
+    pub broker: Broker,
+    // Dropped last: the database outlives every connection to it.
+    pub db: TestDb,
+}
+
+/// Starts the database, the broker and the services for `sim`, imports its registry and waits
+/// until ingest consumes.
+pub async fn start(sim: SimConfig) -> Started {
     // Warnings and errors of the services go to the test's captured output, shown on failure.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -80,7 +108,7 @@ pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
     let running = services::start(&config, &[Service::Ingest, Service::Detect, Service::Api])
         .await
         .expect("services start");
-    let mut simulation = Simulation::new(sim).expect("a valid simulation");
+    let simulation = Simulation::new(sim).expect("a valid simulation");
     let mut client = db.client().await;
     gridwatch::registry::store::import_document(&mut client, simulation.registry(), "test")
         .await
@@ -95,103 +123,146 @@ pub async fn run(sim: SimConfig, limit: Duration) -> Outcome {
     )
     .await
     .expect("ingest subscribes");
-    let options = FeedOptions {
-        mqtt_url: broker.url_for(SIMULATOR_USER),
-        topic_root: config.mqtt.topic_root.clone(),
-        publishers: 2,
-        speed: None,
-    };
-    feed(&mut simulation, &options, |_, _| {})
-        .await
-        .expect("the simulation is published");
-    let end =
-        simulation.config().start + chrono::Duration::days(i64::from(simulation.config().days));
-    let target = end
-        - chrono::Duration::seconds(config.detector.allowed_lateness_secs)
-        - chrono::Duration::minutes(15);
-    let deadline = Instant::now() + limit;
-    let mut settled = 0;
-    let mut last_stored = -1i64;
-    loop {
-        let stored: i64 = client
-            .query_one(
-                "SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters",
+    Started {
+        config,
+        running,
+        simulation,
+        client,
+        broker,
+        db,
+    }
+}
+
+impl Started {
+    /// Where the services serve HTTP, `/metrics` included (the API runs).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.running.http_addr
+    }
+
+    /// Publishes the whole simulation over MQTT, as fast as the broker takes it.
+    pub async fn publish(&mut self) {
+        let options = FeedOptions {
+            mqtt_url: self.broker.url_for(SIMULATOR_USER),
+            topic_root: self.config.mqtt.topic_root.clone(),
+            publishers: 2,
+            speed: None,
+        };
+        feed(&mut self.simulation, &options, |_, _| {})
+            .await
+            .expect("the simulation is published");
+    }
+
+    /// The end of the simulated period.
+    pub fn end(&self) -> DateTime<Utc> {
+        let sim = self.simulation.config();
+        sim.start + chrono::Duration::days(i64::from(sim.days))
+    }
+
+    /// Waits (bounded by `limit`) until ingest has committed everything it received and the
+    /// detector has evaluated everything the watermark allows.
+    pub async fn settle(&self, limit: Duration) {
+        let (client, running, config) = (&self.client, &self.running, &self.config);
+        let target = self.end()
+            - chrono::Duration::seconds(config.detector.allowed_lateness_secs)
+            - chrono::Duration::minutes(15);
+        let deadline = Instant::now() + limit;
+        let mut settled = 0;
+        let mut last_stored = -1i64;
+        loop {
+            let stored: i64 = client
+                .query_one(
+                    "SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters",
+                    &[],
+                )
+                .await
+                .expect("counters")
+                .get(0);
+            let quiet = running.metrics.ingest.unacked.get() <= 0 && stored == last_stored;
+            last_stored = stored;
+            let until: Option<DateTime<Utc>> = client
+                .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+                .await
+                .expect("progress")
+                .get(0);
+            let pending: i64 = client
+                .query_one("SELECT count(*) FROM reading_touches", &[])
+                .await
+                .expect("touches")
+                .get(0);
+            if quiet && until.is_some_and(|u| u >= target) && pending == 0 {
+                settled += 1;
+                if settled >= 2 {
+                    break;
+                }
+            } else {
+                settled = 0;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the detector reached {until:?}, not {target}, within {limit:?} \
+                 ({stored} readings stored, {} unacknowledged, {pending} touches pending, \
+                 {} detector errors)",
+                running.metrics.ingest.unacked.get(),
+                running
+                    .metrics
+                    .detector
+                    .errors
+                    .with_label_values(&["cycle"])
+                    .get()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the services and reads the anomalies back.
+    pub async fn finish(self) -> Outcome {
+        let end = self.end();
+        let Started {
+            running,
+            simulation,
+            client,
+            broker,
+            db,
+            ..
+        } = self;
+        // The hourly and daily analyses of the last evaluated windows run in the same cycle.
+        running.stop();
+        running.wait().await.expect("services stop cleanly");
+        let _ = INGEST_USER;
+        let rows = client
+            .query(
+                "SELECT id, kind, node, meter, licence, started_at, ended_at, energy_wh, loss_kzt,
+                        severity, suspects, evidence ? 'withdrawn'
+                 FROM anomalies ORDER BY started_at",
                 &[],
             )
             .await
-            .expect("counters")
-            .get(0);
-        let quiet = running.metrics.ingest.unacked.get() <= 0 && stored == last_stored;
-        last_stored = stored;
-        let until: Option<DateTime<Utc>> = client
-            .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
-            .await
-            .expect("progress")
-            .get(0);
-        let pending: i64 = client
-            .query_one("SELECT count(*) FROM reading_touches", &[])
-            .await
-            .expect("touches")
-            .get(0);
-        if quiet && until.is_some_and(|u| u >= target) && pending == 0 {
-            settled += 1;
-            if settled >= 2 {
-                break;
-            }
-        } else {
-            settled = 0;
+            .expect("anomalies");
+        let anomalies = rows
+            .iter()
+            .map(|r| Anomaly {
+                id: r.get(0),
+                kind: r.get(1),
+                node: r.get(2),
+                meter: r.get(3),
+                licence: r.get(4),
+                started_at: r.get(5),
+                ended_at: r.get(6),
+                energy_wh: r.get(7),
+                loss_kzt: r.get(8),
+                severity: r.get(9),
+                suspects: r.get(10),
+                withdrawn: r.get(11),
+            })
+            .collect();
+        let truth = simulation.ground_truth().clone();
+        drop(client);
+        drop(broker);
+        Outcome {
+            db,
+            truth,
+            anomalies,
+            end,
         }
-        assert!(
-            Instant::now() < deadline,
-            "the detector reached {until:?}, not {target}, within {limit:?} \
-             ({stored} readings stored, {} unacknowledged, {pending} touches pending, \
-             {} detector errors)",
-            running.metrics.ingest.unacked.get(),
-            running
-                .metrics
-                .detector
-                .errors
-                .with_label_values(&["cycle"])
-                .get()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // The hourly and daily analyses of the last evaluated windows run in the same cycle.
-    running.stop();
-    running.wait().await.expect("services stop cleanly");
-    let _ = INGEST_USER;
-    let rows = client
-        .query(
-            "SELECT id, kind, node, meter, licence, started_at, ended_at, energy_wh, loss_kzt,
-                    severity, suspects, evidence ? 'withdrawn'
-             FROM anomalies ORDER BY started_at",
-            &[],
-        )
-        .await
-        .expect("anomalies");
-    let anomalies = rows
-        .iter()
-        .map(|r| Anomaly {
-            id: r.get(0),
-            kind: r.get(1),
-            node: r.get(2),
-            meter: r.get(3),
-            licence: r.get(4),
-            started_at: r.get(5),
-            ended_at: r.get(6),
-            energy_wh: r.get(7),
-            loss_kzt: r.get(8),
-            severity: r.get(9),
-            suspects: r.get(10),
-            withdrawn: r.get(11),
-        })
-        .collect();
-    let truth = simulation.ground_truth().clone();
-    drop(client);
-    Outcome {
-        db,
-        truth,
-        anomalies,
-        end,
     }
 }

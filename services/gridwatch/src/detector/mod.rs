@@ -369,7 +369,10 @@ impl Detector {
     }
 
     /// Open anomalies by kind, region and severity, the diversion gauges, and the loss in
-    /// tenge the anomalies of this detector's regions gained since the last cycle.
+    /// tenge the anomalies of this detector's regions gained since the last cycle. All of them
+    /// for this detector's regions only: Prometheus sums the gauges over every detector shard,
+    /// which would otherwise count each case once per shard. Anomalies without a region (a
+    /// refused purchase of a licence without a meter) are an unsharded detector's.
     async fn refresh_anomaly_metrics(
         &mut self,
         client: &Client,
@@ -390,12 +393,14 @@ impl Detector {
             *seen = total;
         }
         let m = &self.metrics.detector;
+        let unsharded = self.config.detector.regions.is_empty();
         let rows = client
             .query(
                 "SELECT kind, coalesce(region, ''), severity, count(*) FROM anomalies
                  WHERE status IN ('open', 'investigating') AND ended_at IS NULL
+                   AND (region = ANY($1) OR (region IS NULL AND $2))
                  GROUP BY 1, 2, 3",
-                &[],
+                &[&regions, &unsharded],
             )
             .await?;
         m.anomalies_open.reset();
@@ -413,8 +418,9 @@ impl Detector {
                           WHERE n.id = a.node ORDER BY w.window_start DESC LIMIT 1)
                  FROM anomalies a
                  WHERE a.kind = 'diversion' AND a.ended_at IS NULL AND a.node IS NOT NULL
-                   AND a.status IN ('open', 'investigating')",
-                &[],
+                   AND a.status IN ('open', 'investigating')
+                   AND (a.region = ANY($1) OR (a.region IS NULL AND $2))",
+                &[&regions, &unsharded],
             )
             .await?;
         m.diversion_open.reset();

@@ -146,6 +146,7 @@ impl Started {
             topic_root: self.config.mqtt.topic_root.clone(),
             publishers: 2,
             speed: None,
+            backlog: None,
         };
         feed(&mut self.simulation, &options, |_, _| {})
             .await

@@ -183,6 +183,10 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
         topic_root: config.mqtt.topic_root.clone(),
         publishers: 2,
         speed: None,
+        backlog: Some(crate::simulate::Backlog {
+            database_url: config.database_url.clone(),
+            max_readings: 1_000_000,
+        }),
     };
     let sim_start = simulation.config().start;
     let sim_end = sim_start + TimeDelta::days(i64::from(args.days));

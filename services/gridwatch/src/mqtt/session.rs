@@ -158,6 +158,8 @@ impl Session {
             held,
             metrics,
             epoch: 0,
+            ack_backlog: std::collections::VecDeque::new(),
+            ack_backlog_warned: false,
         };
         let task = tokio::spawn(driver.run(eventloop, delivery_tx, ack_rx));
         Session {
@@ -179,6 +181,9 @@ struct Driver {
     metrics: Arc<Metrics>,
     /// Incremented whenever a connection is lost.
     epoch: u64,
+    /// Acknowledgements the event loop's request channel had no room for, in arrival order.
+    ack_backlog: std::collections::VecDeque<Publish>,
+    ack_backlog_warned: bool,
 }
 
 impl Driver {
@@ -188,7 +193,8 @@ impl Driver {
         deliveries: mpsc::UnboundedSender<Delivery>,
         mut acks: mpsc::UnboundedReceiver<AckToken>,
     ) {
-        let ingest = &self.metrics.ingest;
+        let metrics = self.metrics.clone();
+        let ingest = &metrics.ingest;
         let mut delay = self.backoff.min;
         let mut connected_at: Option<std::time::Instant> = None;
         let mut acks_open = true;
@@ -210,6 +216,7 @@ impl Driver {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
             }
+            self.flush_acks();
             let result = {
                 let poll = eventloop.poll();
                 tokio::pin!(poll);
@@ -284,6 +291,8 @@ impl Driver {
                 Ok(_) => {}
                 Err(error) => {
                     self.epoch += 1;
+                    // Acknowledgements of the lost connection mean nothing on the next one.
+                    self.ack_backlog.clear();
                     ingest.mqtt_connected.set(0);
                     ingest.mqtt_subscribed.set(0);
                     if disconnecting {
@@ -312,7 +321,7 @@ impl Driver {
         ingest.mqtt_connected.set(0);
     }
 
-    fn ack(&self, token: AckToken) {
+    fn ack(&mut self, token: AckToken) {
         self.metrics.ingest.unacked.dec();
         self.held.release(token.bytes);
         if token.epoch != self.epoch || token.qos == QoS::AtMostOnce {
@@ -321,10 +330,30 @@ impl Driver {
         }
         let mut publish = Publish::new("", token.qos, Vec::new());
         publish.pkid = token.pkid;
-        if let Err(error) = self.client.try_ack(&publish) {
-            // The request channel holds 65,536 requests, far above the broker's in-flight
-            // window; a full channel means the connection is stuck and will be reset.
-            tracing::warn!(%error, "Failed to queue an acknowledgement; the broker will redeliver.");
+        // In arrival order, behind any the event loop has not taken yet.
+        self.ack_backlog.push_back(publish);
+        self.flush_acks();
+    }
+
+    /// Hands queued acknowledgements to the event loop while its request channel has room.
+    /// rumqttc takes one request per poll and reads up to ten packets per poll: a broker that
+    /// sends faster than its in-flight window should allow fills the channel, and an
+    /// acknowledgement dropped there would leave its message in flight until the connection
+    /// is reset. Kept here instead, each goes out as soon as the channel drains.
+    fn flush_acks(&mut self) {
+        while let Some(publish) = self.ack_backlog.front() {
+            if self.client.try_ack(publish).is_err() {
+                if !self.ack_backlog_warned {
+                    self.ack_backlog_warned = true;
+                    tracing::warn!(
+                        queued = self.ack_backlog.len(),
+                        "The MQTT event loop is behind on acknowledgements; holding them in order."
+                    );
+                }
+                return;
+            }
+            self.ack_backlog.pop_front();
         }
+        self.ack_backlog_warned = false;
     }
 }

@@ -20,6 +20,55 @@ pub struct FeedOptions {
     pub publishers: usize,
     /// Simulated seconds per real second; `None`: as fast as the broker takes it.
     pub speed: Option<f64>,
+    /// Flow control for a full-speed replay: pause while more than this many published
+    /// readings are neither stored nor rejected in the database. A broker queues what its
+    /// consumer has not taken up to a bound (deploy/mosquitto: 2,000,000 messages) and drops
+    /// beyond it; real meters publish at their own pace, a replay must not outrun ingest.
+    pub backlog: Option<Backlog>,
+}
+
+/// The database whose ingest counters a replay waits on, and how far it may run ahead.
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    /// The database ingest writes to.
+    pub database_url: crate::config::Secret,
+    /// Readings published and not yet accounted for, at most.
+    pub max_readings: u64,
+}
+
+impl Backlog {
+    /// Waits until at most `max_readings` of `published` are unaccounted for.
+    async fn wait(
+        &self,
+        client: &mut Option<tokio_postgres::Client>,
+        published: u64,
+        baseline: u64,
+    ) -> anyhow::Result<()> {
+        loop {
+            if client.is_none() {
+                *client = Some(crate::db::connect(&self.database_url).await?);
+            }
+            let Some(c) = client.as_ref() else {
+                continue;
+            };
+            let accounted = accounted(c).await?.saturating_sub(baseline);
+            if published.saturating_sub(accounted) <= self.max_readings {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Readings stored or rejected so far, by every ingest instance.
+async fn accounted(client: &tokio_postgres::Client) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(readings_stored + rejections), 0)::bigint FROM ingest_counters",
+            &[],
+        )
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
 /// What was published.
@@ -56,7 +105,22 @@ pub async fn feed(
     let mut stats = FeedStats::default();
     let mut done = 0u64;
     let mut next = 0usize;
+    let mut backlog_client = None;
+    let baseline = match &options.backlog {
+        Some(backlog) => {
+            let client = crate::db::connect(&backlog.database_url).await?;
+            let counted = accounted(&client).await?;
+            backlog_client = Some(client);
+            counted
+        }
+        None => 0,
+    };
     while let Some(interval) = simulation.next_interval() {
+        if let Some(backlog) = &options.backlog {
+            backlog
+                .wait(&mut backlog_client, stats.readings, baseline)
+                .await?;
+        }
         if let Some(speed) = options.speed {
             let due = (interval.at - sim_start).num_milliseconds() as f64 / 1000.0 / speed;
             let wait = due - started.elapsed().as_secs_f64();

@@ -14,7 +14,7 @@ use clap::Args;
 use gridwatch_sim::{Scenario, SimConfig, Simulation};
 
 use crate::config::Config;
-pub use feed::{feed, FeedOptions, FeedStats};
+pub use feed::{feed, Backlog, FeedOptions, FeedStats};
 
 /// Options of `gridwatch simulate`.
 #[derive(Args, Debug, Clone)]
@@ -193,6 +193,12 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
         topic_root: config.mqtt.topic_root.clone(),
         publishers: args.publishers,
         speed: (args.speed > 0.0).then_some(args.speed),
+        // At full speed against a database this process can read (--register), the replay
+        // waits for ingest rather than overflow the broker's queue.
+        backlog: (args.register && args.speed <= 0.0).then(|| Backlog {
+            database_url: config.database_url.clone(),
+            max_readings: 1_000_000,
+        }),
     };
     let total = simulation.intervals();
     let stats = feed(&mut simulation, &options, |done, stats| {

@@ -33,6 +33,9 @@ pub fn config(db: &TestDb, broker: Option<&Broker>) -> Config {
     config.mqtt.client_id = super::unique_name("api");
     config.mqtt.reconnect_min_ms = 50;
     config.mqtt.reconnect_max_ms = 500;
+    // Tests present hundreds of bad tokens from 127.0.0.1 on purpose; the lockout that would
+    // follow is tested on its own (tests/security.rs).
+    config.api.auth_failure_limit = 100_000;
     config
 }
 
@@ -165,9 +168,33 @@ impl ApiServer {
     /// Sends raw bytes and reads the answer. The body is written while the answer is read, so a
     /// server that answers early (413) is still heard.
     pub async fn raw(&self, head: Vec<u8>, body: Vec<u8>) -> Response {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect to the API");
+        self.raw_from(None, head, body).await
+    }
+
+    /// [`ApiServer::raw`] from the local address `from` (any of 127.0.0.0/8 reaches the server
+    /// on Linux), or the default one.
+    pub async fn raw_from(
+        &self,
+        from: Option<std::net::IpAddr>,
+        head: Vec<u8>,
+        body: Vec<u8>,
+    ) -> Response {
+        let stream = match from {
+            None => tokio::net::TcpStream::connect(self.addr).await,
+            Some(local) => {
+                let socket = if local.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .expect("a socket");
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .expect("bind the local address");
+                socket.connect(self.addr).await
+            }
+        }
+        .expect("connect to the API");
         let (mut reader, mut writer) = stream.into_split();
         let sender = tokio::spawn(async move {
             let _ = writer.write_all(&head).await;

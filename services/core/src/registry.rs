@@ -239,7 +239,12 @@ pub fn parse_document(json: &[u8]) -> Result<RegistryDocument, RegistryError> {
         .map_err(|e| {
             let path = e.path().to_string();
             RegistryError {
-                entry: if path == "." { "document".into() } else { path },
+                // An unknown field named "" at the top has the empty path.
+                entry: if path == "." || path.is_empty() {
+                    "document".into()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string(),
             }
         })?;

@@ -100,7 +100,7 @@ impl Rejection {
     pub fn new(reason: ReasonCode, detail: impl Into<String>) -> Self {
         Rejection {
             reason,
-            detail: detail.into(),
+            detail: storable(detail.into()),
             meter_id: None,
             ts: None,
         }
@@ -108,7 +108,7 @@ impl Rejection {
 
     /// The same rejection, naming the meter the payload was about.
     pub fn with_meter(mut self, meter_id: Option<&str>) -> Self {
-        self.meter_id = meter_id.map(str::to_owned);
+        self.meter_id = meter_id.map(|m| storable(m.to_owned()));
         self
     }
 
@@ -119,9 +119,28 @@ impl Rejection {
     }
 }
 
+/// `text` with every NUL replaced by U+FFFD. A rejection quotes the payload (an unknown field's
+/// name, the meter it names), JSON may spell a NUL (`\u0000`), and PostgreSQL's text columns
+/// refuse one: the batch holding such a rejection would fail to commit on every retry.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_from_the_payload_never_reaches_the_stored_text() {
+        let r = Rejection::new(ReasonCode::InvalidField, "unknown field `a\0b`")
+            .with_meter(Some("M\0"));
+        assert_eq!(r.detail, "unknown field `a\u{FFFD}b`");
+        assert_eq!(r.meter_id.as_deref(), Some("M\u{FFFD}"));
+    }
 
     #[test]
     fn every_code_round_trips() {

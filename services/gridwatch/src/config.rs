@@ -124,6 +124,29 @@ pub struct ApiConfig {
     /// Longest time to import a registry document, in seconds
     /// (`GRIDWATCH_API_REGISTRY_TIMEOUT_SECS`, default 600: millions of meters).
     pub registry_timeout_secs: u64,
+    /// Longest time a client may take to send a request's line and headers, and to start the
+    /// next request on a kept-alive connection, in seconds
+    /// (`GRIDWATCH_API_HEADER_READ_TIMEOUT_SECS`, default 10); then the connection is closed,
+    /// so that slow clients cannot hold connections open. A slow body is cut by
+    /// `request_timeout_secs`.
+    pub header_read_timeout_secs: u64,
+    /// Missing or invalid bearer tokens one client address may present within
+    /// `auth_failure_window_secs` (`GRIDWATCH_API_AUTH_FAILURE_LIMIT`, default 20); after that
+    /// many, its requests to routes needing a token get 429 with `Retry-After`, valid tokens
+    /// included, for `auth_failure_window_secs`. Public routes keep answering.
+    pub auth_failure_limit: u32,
+    /// The window those failures are counted in, from an address's first failure, and the
+    /// length of a lockout, in seconds (`GRIDWATCH_API_AUTH_FAILURE_WINDOW_SECS`, default 60).
+    pub auth_failure_window_secs: u64,
+    /// Client addresses whose failures are remembered at most (default 10,000, about a
+    /// megabyte); beyond, the oldest are forgotten.
+    pub auth_failure_tracked_addresses: usize,
+    /// Reverse proxies in front of the API, each appending the address it was connected from
+    /// to `X-Forwarded-For` (`GRIDWATCH_API_TRUSTED_PROXY_HOPS`, default 0). With 0 the TCP
+    /// peer is the client and the header is ignored (anyone can write it); with n, the client
+    /// is the header's n-th address from the end. Set it only if the API cannot be reached
+    /// but through those proxies.
+    pub trusted_proxy_hops: usize,
     /// Database connections the API keeps (`GRIDWATCH_API_DB_POOL_SIZE`, default 16).
     pub db_pool_size: usize,
     /// Whether the API service also consumes purchases from `<root>/market/purchases`
@@ -142,6 +165,11 @@ impl Default for ApiConfig {
             registry_body_limit_bytes: 50 << 20,
             request_timeout_secs: 30,
             registry_timeout_secs: 600,
+            header_read_timeout_secs: 10,
+            auth_failure_limit: 20,
+            auth_failure_window_secs: 60,
+            auth_failure_tracked_addresses: 10_000,
+            trusted_proxy_hops: 0,
             db_pool_size: 16,
             mqtt_purchases: true,
             regulation_file: None,
@@ -181,7 +209,12 @@ pub struct MqttConfig {
     pub share_group: Option<String>,
     /// CA certificate (PEM) for `mqtts://` (`GRIDWATCH_MQTT_CA_FILE`); system roots if unset.
     pub ca_file: Option<PathBuf>,
-    /// Keep-alive interval in seconds (default 30).
+    /// Keep-alive interval in seconds (`GRIDWATCH_MQTT_KEEP_ALIVE_SECS`, default 120). The
+    /// broker's ping answer queues behind every message it has already written to the socket:
+    /// while ingest works through a backlog (after an outage, or sharing 2 cores with the
+    /// detector) a short keep-alive resets healthy connections and makes the broker redeliver
+    /// (30 s did, 6 times in a 30-day replay on 2 cores). A dead broker is noticed within two
+    /// intervals.
     pub keep_alive_secs: u64,
     /// Largest MQTT packet accepted from the broker, in bytes (default 16 MiB). Larger than
     /// `ingest.max_payload_bytes` on purpose: an oversize message must arrive to be rejected and
@@ -292,7 +325,7 @@ impl Default for MqttConfig {
             topic_root: gridwatch_core::topic::DEFAULT_TOPIC_ROOT.into(),
             share_group: None,
             ca_file: None,
-            keep_alive_secs: 30,
+            keep_alive_secs: 120,
             max_packet_bytes: 16 << 20,
             reconnect_min_ms: 200,
             reconnect_max_ms: 10_000,
@@ -396,6 +429,9 @@ impl Config {
         if let Some(v) = var("GRIDWATCH_MQTT_CA_FILE") {
             self.mqtt.ca_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = var("GRIDWATCH_MQTT_KEEP_ALIVE_SECS") {
+            self.mqtt.keep_alive_secs = parse("GRIDWATCH_MQTT_KEEP_ALIVE_SECS", v)?;
+        }
         if let Some(v) = var("GRIDWATCH_DETECTOR_REGIONS") {
             self.detector.regions = v
                 .split(',')
@@ -428,6 +464,18 @@ impl Config {
         }
         if let Some(v) = var("GRIDWATCH_API_REGISTRY_TIMEOUT_SECS") {
             self.api.registry_timeout_secs = parse("GRIDWATCH_API_REGISTRY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_HEADER_READ_TIMEOUT_SECS") {
+            self.api.header_read_timeout_secs = parse("GRIDWATCH_API_HEADER_READ_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_AUTH_FAILURE_LIMIT") {
+            self.api.auth_failure_limit = parse("GRIDWATCH_API_AUTH_FAILURE_LIMIT", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_AUTH_FAILURE_WINDOW_SECS") {
+            self.api.auth_failure_window_secs = parse("GRIDWATCH_API_AUTH_FAILURE_WINDOW_SECS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_API_TRUSTED_PROXY_HOPS") {
+            self.api.trusted_proxy_hops = parse("GRIDWATCH_API_TRUSTED_PROXY_HOPS", v)?;
         }
         if let Some(v) = var("GRIDWATCH_API_DB_POOL_SIZE") {
             self.api.db_pool_size = parse("GRIDWATCH_API_DB_POOL_SIZE", v)?;
@@ -470,6 +518,18 @@ impl Config {
         }
         if self.api.db_pool_size == 0 || self.api.request_timeout_secs == 0 {
             bail!("api.db_pool_size and api.request_timeout_secs must be at least 1");
+        }
+        if self.api.header_read_timeout_secs == 0 {
+            bail!("api.header_read_timeout_secs must be at least 1");
+        }
+        if self.api.auth_failure_limit == 0
+            || self.api.auth_failure_window_secs == 0
+            || self.api.auth_failure_tracked_addresses == 0
+        {
+            bail!("api.auth_failure_limit, api.auth_failure_window_secs and api.auth_failure_tracked_addresses must be at least 1");
+        }
+        if self.api.trusted_proxy_hops > 16 {
+            bail!("api.trusted_proxy_hops must be at most 16");
         }
         let minutes = self.detector.window_minutes;
         if minutes == 0 || 1440 % minutes != 0 {
@@ -525,6 +585,31 @@ mod tests {
             .apply_env(|n| (n == "GRIDWATCH_HTTP_ADDR").then(|| "nope".into()))
             .is_err());
         c.mqtt.topic_root = "a/#".into();
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn the_auth_lockout_comes_from_the_environment_and_cannot_be_switched_off() {
+        let mut c = Config::default();
+        c.apply_env(|name| match name {
+            "GRIDWATCH_API_AUTH_FAILURE_LIMIT" => Some("5".into()),
+            "GRIDWATCH_API_AUTH_FAILURE_WINDOW_SECS" => Some("300".into()),
+            "GRIDWATCH_API_TRUSTED_PROXY_HOPS" => Some("1".into()),
+            "GRIDWATCH_API_HEADER_READ_TIMEOUT_SECS" => Some("5".into()),
+            _ => None,
+        })
+        .expect("valid env");
+        assert_eq!(
+            (
+                c.api.auth_failure_limit,
+                c.api.auth_failure_window_secs,
+                c.api.trusted_proxy_hops,
+                c.api.header_read_timeout_secs
+            ),
+            (5, 300, 1, 5)
+        );
+        c.check().expect("valid");
+        c.api.auth_failure_limit = 0;
         assert!(c.check().is_err());
     }
 

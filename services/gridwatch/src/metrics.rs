@@ -51,6 +51,9 @@ pub struct ApiMetrics {
     pub purchases: IntCounterVec,
     /// `gridwatch_auth_failures_total`: requests refused for a missing or unknown token.
     pub auth_failures: IntCounter,
+    /// `gridwatch_auth_rate_limited_total`: requests refused with 429 because their client
+    /// address presented too many invalid tokens (`api.auth_failure_limit`).
+    pub auth_rate_limited: IntCounter,
 }
 
 impl ApiMetrics {
@@ -81,6 +84,11 @@ impl ApiMetrics {
                 r,
                 "gridwatch_auth_failures_total",
                 "HTTP requests refused for a missing or unknown bearer token.",
+            ),
+            auth_rate_limited: counter(
+                r,
+                "gridwatch_auth_rate_limited_total",
+                "HTTP requests refused with 429 because their client address presented too many invalid bearer tokens.",
             ),
         };
         // Pre-create every outcome so that rates exist (as zero) before the first purchase.

@@ -2,13 +2,16 @@
 //!
 //! The tokens file (`GRIDWATCH_TOKENS_FILE`) names each token's holder and role and stores only
 //! its SHA-256. A presented token is hashed and compared with every stored hash in constant
-//! time; neither tokens nor hashes are ever logged (the types here print neither).
+//! time; neither tokens nor hashes are ever logged (the types here print neither). An address
+//! that presents too many bad tokens is locked out for a while ([`super::lockout`]).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::lockout::{ClientKey, Failure, Lockout};
 use crate::metrics::Metrics;
 
 /// A token's role. `viewer` < `investigator` < `admin`; `market` may only submit purchases.
@@ -219,10 +223,30 @@ pub struct Guard {
     pub tokens: Arc<Tokens>,
     /// To count refusals.
     pub metrics: Arc<Metrics>,
+    /// The failures of client addresses, shared by every route.
+    pub lockout: Arc<Lockout>,
+    /// Proxies in front of the API whose `X-Forwarded-For` names the client
+    /// (`api.trusted_proxy_hops`).
+    pub trusted_proxy_hops: usize,
 }
 
-fn unauthorized(metrics: &Metrics, code: &'static str, message: &str) -> Response {
-    metrics.api.auth_failures.inc();
+/// 401, counted against the client's address (which this failure may lock out).
+fn unauthorized(
+    guard: &Guard,
+    client: Option<ClientKey>,
+    code: &'static str,
+    message: &str,
+) -> Response {
+    guard.metrics.api.auth_failures.inc();
+    if let Some(client) = client {
+        if let Failure::LockedOut(lockout) = guard.lockout.record_failure(client, Instant::now()) {
+            tracing::warn!(
+                %client,
+                lockout_secs = lockout.as_secs(),
+                "A client address presented too many invalid bearer tokens: it is locked out."
+            );
+        }
+    }
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -231,11 +255,35 @@ fn unauthorized(metrics: &Metrics, code: &'static str, message: &str) -> Respons
     response
 }
 
+/// 429 for a locked-out address, with `Retry-After` in whole seconds (rounded up).
+fn locked_out(metrics: &Metrics, remaining: Duration) -> Response {
+    metrics.api.auth_rate_limited.inc();
+    let seconds = (remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!("this address presented too many invalid bearer tokens; retry in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 /// Checks the bearer token against the route's access; on success, the [`Caller`] is added to
-/// the request's extensions.
+/// the request's extensions. A locked-out client address gets 429 whatever its token.
 pub async fn authorize(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     if guard.access == Access::Public {
         return next.run(request).await;
+    }
+    let client = ClientKey::of_request(
+        request.headers(),
+        request.extensions().get::<ConnectInfo<SocketAddr>>(),
+        guard.trusted_proxy_hops,
+    );
+    if let Some(remaining) = client.and_then(|c| guard.lockout.locked_for(c, Instant::now())) {
+        return locked_out(&guard.metrics, remaining);
     }
     let presented = request
         .headers()
@@ -249,14 +297,16 @@ pub async fn authorize(State(guard): State<Guard>, mut request: Request, next: N
         });
     let Some(token) = presented else {
         return unauthorized(
-            &guard.metrics,
+            &guard,
+            client,
             "unauthorized",
             "this route needs an `Authorization: Bearer <token>` header",
         );
     };
     let Some(caller) = guard.tokens.verify(&token) else {
         return unauthorized(
-            &guard.metrics,
+            &guard,
+            client,
             "invalid_token",
             "the bearer token is not valid",
         );

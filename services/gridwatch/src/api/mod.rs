@@ -3,11 +3,13 @@
 //! auditors' web page, status, metrics and the OpenAPI document.
 //!
 //! ```text
-//!  request ─> trace ─> metrics ─> JSON errors ─> route ─> timeout ─> auth ─> handler
+//!  request ─> trace ─> metrics ─> JSON errors ─> route ─> timeout ─> lockout, auth
+//!          ─> announced body size ─> handler
 //! ```
 //! - [`routes`]: the one table of routes (path, method, role, limits);
-//! - [`auth`]: bearer tokens and roles; [`error`]: the error shape; [`extract`]: bodies and
-//!   query strings, refused in that shape;
+//! - [`auth`]: bearer tokens and roles; [`lockout`]: addresses that fail too many token
+//!   checks; [`error`]: the error shape; [`extract`]: bodies and query strings, refused in that
+//!   shape;
 //! - one module per resource: [`status`], [`registry`], [`purchases`], [`calculator`],
 //!   [`rejections`], [`anomalies`], [`evidence`]; [`web`]: the auditors' page at `/`;
 //!   [`openapi`]: the document, built from the route table.
@@ -21,6 +23,7 @@ pub mod calculator;
 pub mod error;
 pub mod evidence;
 pub mod extract;
+pub mod lockout;
 pub mod observe;
 pub mod openapi;
 pub mod purchases;
@@ -51,6 +54,7 @@ use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use auth::{Guard, Tokens};
 use error::ApiError;
+use lockout::{Lockout, LockoutPolicy};
 use routes::{BodySize, Deadline, ROUTES};
 
 /// What every handler shares.
@@ -66,6 +70,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Limits and timeouts.
     pub limits: Arc<ApiConfig>,
+    /// Client addresses that failed token checks, shared by every route.
+    pub lockout: Arc<Lockout>,
 }
 
 /// A pooled database connection.
@@ -99,6 +105,11 @@ impl AppState {
             regulation: Arc::new(regulation),
             metrics,
             limits: Arc::new(config.api.clone()),
+            lockout: Arc::new(Lockout::new(LockoutPolicy {
+                max_failures: config.api.auth_failure_limit,
+                window: Duration::from_secs(config.api.auth_failure_window_secs),
+                max_tracked: config.api.auth_failure_tracked_addresses,
+            })),
         })
     }
 
@@ -124,6 +135,8 @@ pub fn router(state: AppState) -> Router {
             access: spec.access,
             tokens: state.tokens.clone(),
             metrics: state.metrics.clone(),
+            lockout: state.lockout.clone(),
+            trusted_proxy_hops: state.limits.trusted_proxy_hops,
         };
         let limit = match spec.body {
             BodySize::Small => state.limits.body_limit_bytes,
@@ -135,6 +148,10 @@ pub fn router(state: AppState) -> Router {
         });
         let endpoint = routes::handler(spec)
             .layer(DefaultBodyLimit::max(limit))
+            .route_layer(middleware::from_fn_with_state(
+                limit,
+                extract::refuse_announced_oversize,
+            ))
             .route_layer(middleware::from_fn_with_state(guard, auth::authorize))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -164,8 +181,13 @@ pub async fn serve(
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let state = AppState::new(config, metrics.clone())?;
     let regulation = state.regulation.clone();
-    let (bound, server) =
-        crate::http::serve(config.http_addr, router(state), shutdown.clone()).await?;
+    let (bound, server) = crate::http::serve_with(
+        config.http_addr,
+        router(state),
+        shutdown.clone(),
+        Duration::from_secs(config.api.header_read_timeout_secs),
+    )
+    .await?;
     tracing::info!(%bound, "Serving the HTTP API.");
     let purchases = config.api.mqtt_purchases.then(|| {
         tokio::spawn(crate::ledger::mqtt::run(

@@ -406,6 +406,13 @@ pub fn document() -> Value {
                         "403".into(),
                         error("The token's role may not call this route."),
                     );
+                    responses.insert(
+                        "429".into(),
+                        error(
+                            "This client address presented too many invalid bearer tokens; \
+                             retry after the `Retry-After` header's seconds.",
+                        ),
+                    );
                 }
             }
             if let Some(responses) = object.get_mut("responses").and_then(Value::as_object_mut) {

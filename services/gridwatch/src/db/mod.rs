@@ -62,8 +62,16 @@ async fn create_database(url: &Secret) -> anyhow::Result<()> {
             tracing::info!(database = %name, "Created the database.");
             Ok(())
         }
-        // Another process created it between our two attempts: that is what we wanted.
-        Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        // Another process created it between our two attempts: that is what we wanted. When
+        // both CREATE DATABASE statements run at the same moment (services starting together on
+        // a new server), PostgreSQL's name check passes for both and the loser meets the
+        // catalog's unique index instead: unique_violation, not duplicate_database.
+        Err(error)
+            if error.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+        {
+            Ok(())
+        }
         Err(error) => {
             Err(anyhow::Error::new(error)
                 .context(format!("Failed to create the database {name:?}")))

@@ -223,14 +223,12 @@ impl Detector {
                 });
             windows.truncate(limit);
             if windows.is_empty() {
-                write_progress(
-                    &tx,
-                    region.key,
-                    region_newest,
-                    watermark,
-                    state.evaluated_until,
-                )
-                .await?;
+                // Nothing the watermark has passed yet, but a region's first readings fix where
+                // its evaluation starts: remember it. Their touches are consumed by this cycle,
+                // and later cycles see only newer minutes, always past the watermark when
+                // readings arrive on time: the region would never start being evaluated.
+                let until = state.evaluated_until.or(Some(first_new));
+                write_progress(&tx, region.key, region_newest, watermark, until).await?;
                 continue;
             }
             let started = Instant::now();

@@ -189,7 +189,22 @@ pub async fn commit(
         })
         .collect();
     for (index, reading) in batch.readings.iter().enumerate() {
+        let source = &batch.messages[reading.origin.message as usize].source;
         match directory.get(reading.meter_id.as_str()) {
+            Some(_) if !directory.accepts_from(reading.meter_id.as_str(), source) => {
+                decided.push(Decided {
+                    rejection: Rejection::new(
+                        ReasonCode::TopicMismatch,
+                        format!(
+                            "meter {} may not be reported through {source}: not its registered gateway, or not a gateway",
+                            reading.meter_id
+                        ),
+                    )
+                    .with_meter(Some(reading.meter_id.as_str()))
+                    .with_ts(Some(reading.ts)),
+                    origin: &reading.origin,
+                })
+            }
             Some(entry) => staged.push(Staged {
                 index,
                 meter_key: entry.meter_key,

@@ -35,6 +35,11 @@ impl Publisher {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         options
             .set_credentials(user, password)
+            // A persistent session, so that a broker restart loses nothing: rumqttc republishes
+            // the messages not yet acknowledged (and those still queued in the client) only
+            // when the broker says it kept the session; with a clean session it drops them, and
+            // `flush` would wait forever for their acknowledgements.
+            .set_clean_session(false)
             .set_keep_alive(Duration::from_secs(30))
             .set_inflight(1000)
             .set_max_packet_size(8 << 20, 8 << 20);

@@ -4,6 +4,11 @@
 //! moves: checked every second by a background task (one indexed single-row read), and on demand
 //! when a batch names a meter the cache does not know, so a meter registered a moment before its
 //! first reading is never rejected as unknown.
+//!
+//! It also decides who may upload a meter's readings ([`MeterDirectory::accepts_from`]): the
+//! broker's ACL lets every client publish an array under its own name on the gateways topic,
+//! meters included, so the check that a data concentrator speaks only for its own meters is
+//! made here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -31,12 +36,33 @@ pub struct MeterDirectory {
     /// `registry_state.version` this snapshot was read at.
     pub version: i64,
     meters: HashMap<Box<str>, MeterEntry>,
+    /// Meter id -> the gateway registered as uploading its readings, for meters that have one.
+    gateways: HashMap<Box<str>, Box<str>>,
 }
 
 impl MeterDirectory {
     /// Looks a meter up by its id.
     pub fn get(&self, meter_id: &str) -> Option<MeterEntry> {
         self.meters.get(meter_id).copied()
+    }
+
+    /// Whether a reading of `meter_id` that arrived on the topic of `source` (the meter or
+    /// gateway id the topic names) may be stored; otherwise it is a `topic_mismatch`.
+    ///
+    /// A meter may always report itself. Another source is a data concentrator: it may upload
+    /// any meter's readings, except a meter registered with another gateway, and except when the
+    /// source is itself a registered meter (the ACL lets a meter's credentials publish an
+    /// array under the meter's own name, which must not let it speak for its neighbours).
+    pub fn accepts_from(&self, meter_id: &str, source: &str) -> bool {
+        if meter_id == source {
+            return true;
+        }
+        if self.meters.contains_key(source) {
+            return false;
+        }
+        self.gateways
+            .get(meter_id)
+            .is_none_or(|gateway| &**gateway == source)
     }
 
     /// How many meters it holds.
@@ -63,11 +89,19 @@ impl MeterDirectory {
             .get(0);
         let rows = tx
             .query(
-                "SELECT m.id, m.meter_key, n.region_key FROM meters m JOIN nodes n USING (node_key)",
+                "SELECT m.id, m.meter_key, n.region_key, m.gateway
+                 FROM meters m JOIN nodes n USING (node_key)",
                 &[],
             )
             .await?;
         tx.commit().await?;
+        let gateways = rows
+            .iter()
+            .filter_map(|row| {
+                let gateway: Option<&str> = row.get(3);
+                gateway.map(|g| (Box::from(row.get::<_, &str>(0)), Box::from(g)))
+            })
+            .collect();
         let meters = rows
             .iter()
             .map(|row| {
@@ -81,7 +115,11 @@ impl MeterDirectory {
                 )
             })
             .collect();
-        Ok(MeterDirectory { version, meters })
+        Ok(MeterDirectory {
+            version,
+            meters,
+            gateways,
+        })
     }
 }
 
@@ -177,5 +215,40 @@ impl SharedDirectory {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory() -> MeterDirectory {
+        let entry = MeterEntry {
+            meter_key: 1,
+            region_key: 1,
+        };
+        MeterDirectory {
+            version: 1,
+            meters: [
+                ("M-1".into(), entry),
+                ("M-2".into(), entry),
+                ("M-3".into(), entry),
+            ]
+            .into_iter()
+            .collect(),
+            gateways: [("M-2".into(), "GW-2".into())].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_gateway_speaks_for_its_meters_and_a_meter_only_for_itself() {
+        let d = directory();
+        assert!(d.accepts_from("M-1", "M-1"), "a meter reports itself");
+        assert!(d.accepts_from("M-2", "M-2"), "even when it has a gateway");
+        assert!(d.accepts_from("M-1", "GW-1"), "no gateway registered: any");
+        assert!(d.accepts_from("M-2", "GW-2"), "its registered gateway");
+        assert!(!d.accepts_from("M-2", "GW-1"), "another gateway");
+        assert!(!d.accepts_from("M-1", "M-3"), "a meter posing as a gateway");
+        assert!(!d.accepts_from("M-2", "M-3"));
     }
 }

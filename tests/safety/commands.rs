@@ -1,0 +1,94 @@
+//! Running programs as an operator would: `gridwatch` itself and PostgreSQL's tools, each bounded
+//! in time and killed if it overruns.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// Longest any one command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `command` to completion (killed after two minutes) and returns its output.
+pub(crate) async fn output(mut command: Command) -> Output {
+    let what = format!("{:?}", command.as_std());
+    command.kill_on_drop(true);
+    tokio::time::timeout(COMMAND_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {COMMAND_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{what} could not start: {e}"))
+}
+
+/// Runs `command` and panics, with what it printed, unless it succeeds; returns its stdout.
+pub(crate) async fn succeed(command: Command) -> String {
+    let what = format!("{:?}", command.as_std());
+    let out = output(command).await;
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `gridwatch <args>` against the database at `database_url`.
+pub(crate) fn gridwatch(database_url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gridwatch"));
+    command
+        .args(args)
+        .env("GRIDWATCH_DATABASE_URL", database_url)
+        .env("GRIDWATCH_LOG", "warn");
+    command
+}
+
+/// How many migrations `gridwatch migrate` said it applied.
+pub(crate) fn applied_count(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Schema up to date ("))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("gridwatch migrate printed no count: {stdout:?}"))
+}
+
+/// Where PostgreSQL's programs of the test server's major version live: `GRIDWATCH_TEST_PG_BIN`,
+/// else the Debian or RHEL layout, else `pg_config --bindir`. pg_dump refuses a server newer
+/// than itself, and a dump is best restored by the same version's pg_restore.
+pub(crate) async fn pg_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GRIDWATCH_TEST_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let url = format!("{}/postgres", crate::support::db::server_url());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    tokio::spawn(connection);
+    let version: String = admin
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .expect("server version")
+        .get(0);
+    let major = version.parse::<u32>().expect("numeric version") / 10_000;
+    let candidates = [
+        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+        PathBuf::from(format!("/usr/pgsql-{major}/bin")),
+    ];
+    if let Some(dir) = candidates.iter().find(|d| d.join("pg_dump").exists()) {
+        return dir.clone();
+    }
+    let out = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL {major}'s programs not found: set GRIDWATCH_TEST_PG_BIN ({e})")
+        });
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A PostgreSQL program from `bin`.
+pub(crate) fn pg(bin: &Path, program: &str) -> Command {
+    Command::new(bin.join(program))
+}

@@ -147,9 +147,14 @@ async fn licences(
             accuracy,
             &ctx.cfg.capacity,
         ));
+        let mut raised = Vec::new();
         for finding in &findings {
-            raise_finding(tx, ctx, region, finding).await?;
+            raised.push(raise_finding(tx, ctx, region, finding).await?);
         }
+        // The period is judged again whole on every run: a purchase that arrived late (the
+        // API or the market feed was down) or a late reading can undo an overrun raised
+        // before it. Such an anomaly is withdrawn, never left standing.
+        super::cases::withdraw_unraised_licence_findings(tx, &licence.id, from, &raised).await?;
         // What the hours new since the last run metered and bought.
         for (h, q) in hours.iter().enumerate() {
             if q.start + Duration::hours(1) > since {
@@ -413,7 +418,7 @@ async fn raise_finding(
     ctx: &Context<'_>,
     region: &RegionInfo,
     finding: &Finding,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let subject = finding
         .meter
         .as_ref()
@@ -470,6 +475,5 @@ async fn raise_finding(
         suspects: finding.suspects.clone(),
         evidence: finding.evidence.clone(),
     };
-    ctx.raise(tx, &condition, ACTOR).await?;
-    Ok(())
+    Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
 }

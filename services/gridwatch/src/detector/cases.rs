@@ -295,6 +295,49 @@ pub async fn raise_gap(
     Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
 }
 
+/// Withdraws the quota and capacity anomalies of `licence` that started in the period judged
+/// again from `from` and that this judgement did not raise again.
+pub async fn withdraw_unraised_licence_findings(
+    tx: &Transaction<'_>,
+    licence: &str,
+    from: DateTime<Utc>,
+    raised: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
+                 severity = 'info', updated_at = now(),
+                 evidence = a.evidence || jsonb_build_object('withdrawn',
+                     'Purchases or readings that arrived later showed this condition did not hold.')
+             WHERE a.licence = $1 AND a.kind IN ('quota_overrun', 'capacity_exceeded')
+               AND a.started_at >= $2 AND NOT (a.id = ANY($3))
+               AND NOT a.evidence ? 'withdrawn'
+             RETURNING a.id",
+            &[&licence, &from, &raised],
+        )
+        .await?;
+    record_updates(tx, rows).await
+}
+
+async fn record_updates(
+    tx: &Transaction<'_>,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<(), tokio_postgres::Error> {
+    for row in rows {
+        let id: String = row.get(0);
+        tx.execute(
+            &format!(
+                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {})
+                 FROM anomalies a WHERE a.id = $1",
+                crate::anomalies::store::ANOMALY_JSON
+            ),
+            &[&id, &ACTOR],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// After a run of windows from `from`, closes the diversion and data-gap anomalies of the
 /// region's nodes that started in the run but that it no longer raises: late readings showed the
 /// condition was not there (readings still on their way when the window was first judged). They
@@ -318,17 +361,5 @@ pub async fn withdraw_unraised(
             &[&region.id, &from, &raised],
         )
         .await?;
-    for row in rows {
-        let id: String = row.get(0);
-        tx.execute(
-            &format!(
-                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {})
-                 FROM anomalies a WHERE a.id = $1",
-                crate::anomalies::store::ANOMALY_JSON
-            ),
-            &[&id, &ACTOR],
-        )
-        .await?;
-    }
-    Ok(())
+    record_updates(tx, rows).await
 }

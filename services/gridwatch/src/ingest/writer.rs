@@ -1,10 +1,14 @@
 //! Commits one batch: readings, rejections, the detector's work queue and the running totals,
 //! all in one transaction.
 //!
-//! Readings go through a binary COPY into a session-local staging table, then one
-//! `INSERT ... ON CONFLICT DO NOTHING` into `readings`. When fewer rows went in than were staged,
-//! the difference is either a redelivery (same value: absorbed) or a conflicting duplicate
-//! (another value for the same meter and time: rejected), told apart by one join.
+//! Readings first go by binary COPY straight into `readings`, under a savepoint: a batch of new
+//! keys (the common case) is stored at the raw COPY rate. When any key is already stored (a
+//! redelivery after a restart, or the same reading twice in the batch), the COPY fails on the
+//! primary key, the savepoint is rolled back and the batch takes the careful path: a binary COPY
+//! into a session-local staging table, then one `INSERT ... ON CONFLICT DO NOTHING` into
+//! `readings`. When fewer rows went in than were staged, the difference is either a redelivery
+//! (same value: absorbed) or a conflicting duplicate (another value for the same meter and time:
+//! rejected), told apart by one join.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,7 +236,9 @@ pub async fn commit(
     let tx = conn.client.transaction().await?;
     let mut stored = 0u64;
     let mut absorbed = 0u64;
-    if !staged.is_empty() {
+    if !staged.is_empty() && copy_direct(&tx, batch, &staged).await? {
+        stored = staged.len() as u64;
+    } else if !staged.is_empty() {
         let sink = tx.copy_in(COPY).await?;
         let writer_sink = BinaryCopyInWriter::new(
             sink,
@@ -334,6 +340,49 @@ pub async fn commit(
         absorbed,
         rejected,
     })
+}
+
+const DIRECT_COPY: &str =
+    "COPY readings (ts, energy_wh, meter_key, power_w) FROM STDIN (FORMAT binary)";
+
+/// Copies the staged readings straight into `readings` under a savepoint; returns false (with
+/// the savepoint rolled back, nothing written) when a key is already stored. The rows go in
+/// (meter, time) order, so concurrent writers take index locks in the same order.
+async fn copy_direct(
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &Batch,
+    staged: &[Staged],
+) -> Result<bool, tokio_postgres::Error> {
+    tx.batch_execute("SAVEPOINT direct_copy").await?;
+    let copied = async {
+        let sink = tx.copy_in(DIRECT_COPY).await?;
+        let writer_sink = BinaryCopyInWriter::new(
+            sink,
+            &[Type::TIMESTAMPTZ, Type::INT8, Type::INT4, Type::FLOAT4],
+        );
+        pin_mut!(writer_sink);
+        for s in staged {
+            let r = &batch.readings[s.index];
+            writer_sink
+                .as_mut()
+                .write(&[&r.ts, &r.energy_wh, &s.meter_key, &r.power_w])
+                .await?;
+        }
+        writer_sink.finish().await
+    }
+    .await;
+    match copied {
+        Ok(_) => {
+            tx.batch_execute("RELEASE SAVEPOINT direct_copy").await?;
+            Ok(true)
+        }
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT direct_copy")
+                .await?;
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Counts every rejection and keeps, row by row with its raw payload, those within the limits.

@@ -101,8 +101,15 @@ const INSERT: &str = "WITH inserted AS (
     ON CONFLICT DO NOTHING RETURNING 1)
   SELECT count(*) FROM inserted";
 
+/// One primary-key probe per staged row (LATERAL): the staging table has no statistics, and a
+/// plain join let the planner hash the whole of `readings` (0.8 s a batch at 16 M rows, paid by
+/// every batch holding one redelivered reading). `$1`/`$2` bound the batch's times, so each probe
+/// touches only the partitions the batch spans.
 const CONFLICTS: &str = "SELECT s.seq, r.energy_wh, r.power_w
-    FROM staging_readings s JOIN readings r ON r.meter_key = s.meter_key AND r.ts = s.ts
+    FROM staging_readings s
+    CROSS JOIN LATERAL (
+        SELECT energy_wh, power_w FROM readings
+        WHERE meter_key = s.meter_key AND ts = s.ts AND ts >= $1 AND ts <= $2) r
     WHERE r.energy_wh <> s.energy_wh OR r.power_w IS DISTINCT FROM s.power_w";
 
 /// Adds a batch's rejections to the per-hour counts; `kept` is how many of them the limits
@@ -264,7 +271,9 @@ pub async fn commit(
         stored = inserted as u64;
         let mut conflicting = 0u64;
         if (inserted as usize) < staged.len() {
-            for row in tx.query(&conn.conflicts, &[]).await? {
+            let times = staged.iter().map(|s| batch.readings[s.index].ts);
+            let (first, last) = (times.clone().min(), times.max());
+            for row in tx.query(&conn.conflicts, &[&first, &last]).await? {
                 let seq: i32 = row.get(0);
                 let existing: i64 = row.get(1);
                 let Some(reading) = batch.readings.get(seq as usize) else {

@@ -257,3 +257,64 @@ async fn late_readings_correct_the_anomaly_and_a_restarted_detector_creates_no_d
     let history = db.count("SELECT count(*) FROM anomaly_history").await;
     assert!(history >= 2, "creation and updates are chained: {history}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO licences (id, holder, registered_machines, machine_rated_w)
+               VALUES ('KZ-MIN-T1', 'Test farm', 20, 3250);
+             INSERT INTO meters (id, node_key, role, class, accuracy_pct, licence_key)
+               SELECT 'FARM-1', (SELECT node_key FROM nodes WHERE id = 'F2'), 'consumer',
+                      'mining', 0.5, licence_key FROM licences;",
+        )
+        .await
+        .expect("a licensed farm");
+    // The farm draws 40 kW (10 kWh a window) and nothing is bought yet: the market feed is down.
+    let with_farm = |from: usize, to: usize| {
+        let mut rows = registers(from, to, |_| 0.0);
+        for w in from.saturating_sub(1)..to {
+            let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+            rows.push(("FARM-1".to_string(), ts, 10_000 * (w as i64 + 1)));
+        }
+        rows
+    };
+    let first = 2 * 96 + 8;
+    store(&db, &with_farm(0, first)).await;
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let standing = "SELECT count(*) FROM anomalies
+                    WHERE kind = 'quota_overrun' AND NOT evidence ? 'withdrawn'";
+    assert!(db.count(standing).await > 0, "unbought energy is an overrun");
+
+    // The purchases arrive late: 1 MWh a day covers 960 kWh of use.
+    client
+        .execute(
+            "INSERT INTO purchases (id, licence_key, energy_wh, delivery_start, delivery_end,
+                                    price_kzt, profile, cap_wh, channel, submitted_by)
+             SELECT 'P-' || d, licence_key, 1000000, $1::timestamptz + d * interval '1 day',
+                    $1::timestamptz + (d + 1) * interval '1 day', 0, 'flat', 1000000, 'http', 'test'
+             FROM licences, generate_series(0, 3) AS d",
+            &[&t0()],
+        )
+        .await
+        .expect("purchases");
+    // The next hours' readings make the detector judge the licence's period again.
+    store(&db, &with_farm(first, first + 8)).await;
+    run_detector(&mut detector, &db).await;
+    assert_eq!(
+        db.count(standing).await,
+        0,
+        "the overrun the purchases cover is withdrawn"
+    );
+    let withdrawn = db
+        .count(
+            "SELECT count(*) FROM anomalies
+             WHERE kind = 'quota_overrun' AND evidence ? 'withdrawn' AND energy_wh = 0",
+        )
+        .await;
+    assert!(withdrawn > 0, "kept, withdrawn, with its reason");
+}

@@ -288,7 +288,10 @@ async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
     run_detector(&mut detector, &db).await;
     let standing = "SELECT count(*) FROM anomalies
                     WHERE kind = 'quota_overrun' AND NOT evidence ? 'withdrawn'";
-    assert!(db.count(standing).await > 0, "unbought energy is an overrun");
+    assert!(
+        db.count(standing).await > 0,
+        "unbought energy is an overrun"
+    );
 
     // The purchases arrive late: 1 MWh a day covers 960 kWh of use.
     client

@@ -126,14 +126,7 @@ async fn start_instance(db: &TestDb, broker: &Broker, instance: &Instance) -> (C
 /// waits until every ingest instance has subscribed. Returns the first instance inside
 /// [`Started`] and the others beside it.
 async fn start_with(sim: SimConfig, layout: Vec<Instance>) -> (Started, Vec<Running>) {
-    // Warnings and errors of the services go to the test's captured output, shown on failure.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_TEST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
+    super::scenario::init_test_logs();
     let db = TestDb::migrated().await;
     let broker = Broker::start();
     let mut instances = Vec::new();

@@ -91,10 +91,9 @@ pub struct Started {
     pub db: TestDb,
 }
 
-/// Starts the database, the broker and the services for `sim`, imports its registry and waits
-/// until ingest consumes.
-pub async fn start(sim: SimConfig) -> Started {
-    // Warnings and errors of the services go to the test's captured output, shown on failure.
+/// Sends the services' warnings and errors to the test's captured output, shown on failure
+/// (`GRIDWATCH_TEST_LOG` sets another filter).
+pub fn init_test_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_TEST_LOG")
@@ -102,6 +101,12 @@ pub async fn start(sim: SimConfig) -> Started {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// Starts the database, the broker and the services for `sim`, imports its registry and waits
+/// until ingest consumes.
+pub async fn start(sim: SimConfig) -> Started {
+    init_test_logs();
     let db = TestDb::migrated().await;
     let broker = Broker::start();
     let config = config(&db, &broker);

@@ -294,34 +294,34 @@ fn candidates(
                 run.first,
                 to_steps(params.baseline_hours),
             );
-            let baseline_w = added.as_ref().and_then(|(shape, _, windows)| {
-                let level = median(
+            // The added shape's level over the run (once: the onset and the features use it).
+            let added_level = added.as_ref().and_then(|(shape, _, _)| {
+                median(
                     &shape.power_w[run.first..=run.last]
-                        .iter()
-                        .flatten()
-                        .copied()
-                        .collect::<Vec<_>>(),
-                )?;
-                onset(shape, &run, level, windows, params)?;
-                // The premises' own mean power before the onset, for the energy.
-                let want = to_steps(params.baseline_hours);
-                mean(
-                    &means.power_w[run.first.saturating_sub(want)..run.first]
                         .iter()
                         .flatten()
                         .copied()
                         .collect::<Vec<_>>(),
                 )
             });
-            let f = match (&added, baseline_w) {
-                (Some((shape, mean_w, windows)), Some(_)) => {
-                    let level = median(
-                        &shape.power_w[run.first..=run.last]
-                            .iter()
-                            .flatten()
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    )?;
+            let baseline_w =
+                added
+                    .as_ref()
+                    .zip(added_level)
+                    .and_then(|((shape, _, windows), level)| {
+                        onset(shape, &run, level, windows, params)?;
+                        // The premises' own mean power before the onset, for the energy.
+                        let want = to_steps(params.baseline_hours);
+                        mean(
+                            &means.power_w[run.first.saturating_sub(want)..run.first]
+                                .iter()
+                                .flatten()
+                                .copied()
+                                .collect::<Vec<_>>(),
+                        )
+                    });
+            let f = match (&added, added_level, baseline_w) {
+                (Some((shape, mean_w, windows)), Some(level), Some(_)) => {
                     let f = features(shape, mean_w, &run, level, band, windows)?;
                     Features {
                         mean_w: raw.mean_w,

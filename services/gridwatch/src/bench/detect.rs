@@ -16,14 +16,11 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use gridwatch_sim::{SimConfig, Simulation};
 
-use crate::config::{Config, Secret};
-use crate::db::with_database;
+use crate::config::Config;
 use crate::detector::Detector;
 use crate::metrics::Metrics;
 
@@ -72,21 +69,8 @@ pub async fn run(args: DetectBenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fresh_database(config: &Config, name: &str) -> anyhow::Result<Secret> {
-    let admin = Secret::new(with_database(config.database_url.expose(), "postgres")?);
-    crate::db::connect(&admin)
-        .await
-        .context("Failed to connect to PostgreSQL")?
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
-    Ok(Secret::new(with_database(
-        config.database_url.expose(),
-        name,
-    )?))
-}
-
 async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Result<()> {
-    let url = fresh_database(config, &args.database).await?;
+    let url = crate::db::drop_database(&config.database_url, &args.database).await?;
     let mut client = crate::db::prepare(&url, true).await?;
 
     let mut sim_config = SimConfig {
@@ -218,26 +202,14 @@ async fn copy_interval(
     interval: &gridwatch_sim::Interval,
 ) -> anyhow::Result<usize> {
     let tx = client.transaction().await?;
-    let sink = tx
-        .copy_in("COPY readings (ts, energy_wh, meter_key, power_w) FROM STDIN (FORMAT binary)")
-        .await?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[Type::TIMESTAMPTZ, Type::INT8, Type::INT4, Type::FLOAT4],
-    );
-    futures_util::pin_mut!(writer);
-    let mut n = 0;
-    for (meter, key) in interval.truth.meters.iter().zip(meter_keys) {
-        if *key < 0 {
-            continue;
-        }
-        writer
-            .as_mut()
-            .write(&[&interval.at, &meter.register_wh, key, &None::<f32>])
-            .await?;
-        n += 1;
-    }
-    writer.finish().await?;
+    let rows = interval
+        .truth
+        .meters
+        .iter()
+        .zip(meter_keys)
+        .filter(|(_, key)| **key >= 0)
+        .map(|(meter, key)| (interval.at, meter.register_wh, *key, None));
+    let n = crate::db::copy::copy_readings(&tx, rows).await? as usize;
     tx.commit().await?;
     Ok(n)
 }

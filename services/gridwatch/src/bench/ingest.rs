@@ -15,11 +15,8 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 
-use crate::config::{Config, Secret};
-use crate::db::with_database;
+use crate::config::Config;
 use crate::localbroker::{free_port, LocalBroker};
 use crate::metrics::Metrics;
 use crate::mqtt::publisher::{self as publish, Message};
@@ -310,18 +307,8 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     let mqtt_url = broker.url(INGEST_USER, &ingest_password);
 
     // A fresh database with the meters registered.
-    let db_url = with_database(config.database_url.expose(), &args.database)?;
-    let admin_url = Secret::new(with_database(config.database_url.expose(), "postgres")?);
-    {
-        let admin = crate::db::connect(&admin_url).await?;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                args.database
-            ))
-            .await?;
-    }
-    let db_secret = Secret::new(db_url.clone());
+    let db_secret = crate::db::drop_database(&config.database_url, &args.database).await?;
+    let db_url = db_secret.expose().to_owned();
     let mut client = crate::db::prepare(&db_secret, true).await?;
     let ids: Vec<String> = (0..args.meters).map(|i| format!("M-{i:06}")).collect();
     client
@@ -522,22 +509,11 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
             .collect();
         let started = Instant::now();
         let tx = client.transaction().await?;
-        let sink = tx
-            .copy_in("COPY readings (ts, energy_wh, meter_key, power_w) FROM STDIN (FORMAT binary)")
-            .await?;
-        let writer = BinaryCopyInWriter::new(
-            sink,
-            &[Type::TIMESTAMPTZ, Type::INT8, Type::INT4, Type::FLOAT4],
-        );
-        futures_util::pin_mut!(writer);
-        for i in 0..args.gateway_readings {
+        let rows = (0..args.gateway_readings).map(|i| {
             let (meter, ts, energy) = reading(i, args.meters, base);
-            writer
-                .as_mut()
-                .write(&[&ts, &energy, &keys[meter], &Some(1000.0f32)])
-                .await?;
-        }
-        writer.finish().await?;
+            (ts, energy, keys[meter], Some(1000.0f32))
+        });
+        crate::db::copy::copy_readings(&tx, rows).await?;
         tx.commit().await?;
         args.gateway_readings as f64 / started.elapsed().as_secs_f64()
     };
@@ -557,14 +533,7 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
         None => println!("(f) ingest peak RSS:                 n/a"),
     }
     drop(client);
-    let admin = crate::db::connect(&admin_url).await?;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            args.database
-        ))
-        .await
-        .context("Failed to drop the benchmark database")?;
+    crate::db::drop_database(&config.database_url, &args.database).await?;
     Ok(())
 }
 

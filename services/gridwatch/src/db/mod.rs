@@ -1,5 +1,6 @@
 //! PostgreSQL: connections, the database's creation, migrations and partitions.
 
+pub mod copy;
 pub mod migrate;
 pub mod partitions;
 
@@ -112,6 +113,20 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => error.to_string(),
     }
+}
+
+/// Drops the database `name` on the server of `url` (connecting to its `postgres` database,
+/// closing other sessions) and returns the URL that names it; the services create it again.
+/// For the demo's and the benchmarks' own databases, never a production one.
+pub async fn drop_database(url: &Secret, name: &str) -> anyhow::Result<Secret> {
+    let admin = Secret::new(with_database(url.expose(), "postgres")?);
+    connect(&admin)
+        .await
+        .context("Failed to connect to PostgreSQL")?
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .with_context(|| format!("Failed to drop the database {name:?}"))?;
+    Ok(Secret::new(with_database(url.expose(), name)?))
 }
 
 /// Replaces the database name of a PostgreSQL URL.

@@ -122,23 +122,9 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
 
     // A fresh database.
     let mut config = base.clone();
-    let admin = Secret::new(crate::db::with_database(
-        base.database_url.expose(),
-        "postgres",
-    )?);
-    crate::db::connect(&admin)
-        .await
-        .context("Failed to connect to PostgreSQL")?
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            args.database
-        ))
+    config.database_url = crate::db::drop_database(&base.database_url, &args.database)
         .await
         .context("Failed to drop the previous demo database")?;
-    config.database_url = Secret::new(crate::db::with_database(
-        base.database_url.expose(),
-        &args.database,
-    )?);
     config.migrate_on_start = true;
     config.mqtt.url = Secret::new(broker.url(INGEST_USER, &ingest_password));
     config.mqtt.client_id = "gridwatch-demo".into();

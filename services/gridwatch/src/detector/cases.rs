@@ -303,26 +303,52 @@ pub async fn withdraw_unraised_licence_findings(
     from: DateTime<Utc>,
     raised: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
-                 severity = 'info', updated_at = now(),
-                 evidence = a.evidence || jsonb_build_object('withdrawn',
-                     'Purchases or readings that arrived later showed this condition did not hold.')
-             WHERE a.licence = $1 AND a.kind IN ('quota_overrun', 'capacity_exceeded')
-               AND a.started_at >= $2 AND NOT (a.id = ANY($3))
-               AND NOT a.evidence ? 'withdrawn'
-             RETURNING a.id",
-            &[&licence, &from, &raised],
-        )
-        .await?;
-    record_updates(tx, rows).await
+    withdraw(
+        tx,
+        Subject::Licence(licence),
+        &["quota_overrun", "capacity_exceeded"],
+        from,
+        raised,
+        "Purchases or readings that arrived later showed this condition did not hold.",
+    )
+    .await
 }
 
-async fn record_updates(
+/// Whose anomalies a withdrawal looks at.
+enum Subject<'a> {
+    Region(&'a str),
+    Licence(&'a str),
+}
+
+/// Withdraws the anomalies of `kinds` and `subject` that started at or after `from`, are not
+/// in `raised` and still stand: kept, with no energy, a zero-length period and `reason` in their
+/// evidence; their history records the change.
+async fn withdraw(
     tx: &Transaction<'_>,
-    rows: Vec<tokio_postgres::Row>,
+    subject: Subject<'_>,
+    kinds: &[&str],
+    from: DateTime<Utc>,
+    raised: &[String],
+    reason: &str,
 ) -> Result<(), tokio_postgres::Error> {
+    let (column, id) = match subject {
+        Subject::Region(id) => ("region", id),
+        Subject::Licence(id) => ("licence", id),
+    };
+    let rows = tx
+        .query(
+            &format!(
+                "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
+                     severity = 'info', updated_at = now(),
+                     evidence = a.evidence || jsonb_build_object('withdrawn', $5::text)
+                 WHERE a.{column} = $1 AND a.kind = ANY($2) AND a.started_at >= $3
+                   AND NOT (a.id = ANY($4))
+                   AND a.ended_at IS DISTINCT FROM a.started_at AND NOT a.evidence ? 'withdrawn'
+                 RETURNING a.id"
+            ),
+            &[&id, &kinds, &from, &raised, &reason],
+        )
+        .await?;
     for row in rows {
         let id: String = row.get(0);
         tx.execute(
@@ -349,17 +375,13 @@ pub async fn withdraw_unraised(
     from: DateTime<Utc>,
     raised: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
-                 severity = 'info', updated_at = now(),
-                 evidence = a.evidence || jsonb_build_object('withdrawn',
-                     'Readings that arrived late showed this condition did not hold.')
-             WHERE a.region = $1 AND a.kind IN ('diversion', 'data_gap') AND a.started_at >= $2
-               AND NOT (a.id = ANY($3)) AND a.ended_at IS DISTINCT FROM a.started_at
-             RETURNING a.id",
-            &[&region.id, &from, &raised],
-        )
-        .await?;
-    record_updates(tx, rows).await
+    withdraw(
+        tx,
+        Subject::Region(&region.id),
+        &["diversion", "data_gap"],
+        from,
+        raised,
+        "Readings that arrived late showed this condition did not hold.",
+    )
+    .await
 }

@@ -351,9 +351,6 @@ pub async fn commit(
     })
 }
 
-const DIRECT_COPY: &str =
-    "COPY readings (ts, energy_wh, meter_key, power_w) FROM STDIN (FORMAT binary)";
-
 /// Copies the staged readings straight into `readings` under a savepoint; returns false (with
 /// the savepoint rolled back, nothing written) when a key is already stored. The rows go in
 /// (meter, time) order, so concurrent writers take index locks in the same order.
@@ -363,23 +360,14 @@ async fn copy_direct(
     staged: &[Staged],
 ) -> Result<bool, tokio_postgres::Error> {
     tx.batch_execute("SAVEPOINT direct_copy").await?;
-    let copied = async {
-        let sink = tx.copy_in(DIRECT_COPY).await?;
-        let writer_sink = BinaryCopyInWriter::new(
-            sink,
-            &[Type::TIMESTAMPTZ, Type::INT8, Type::INT4, Type::FLOAT4],
-        );
-        pin_mut!(writer_sink);
-        for s in staged {
+    let rows: Vec<crate::db::copy::ReadingRow> = staged
+        .iter()
+        .map(|s| {
             let r = &batch.readings[s.index];
-            writer_sink
-                .as_mut()
-                .write(&[&r.ts, &r.energy_wh, &s.meter_key, &r.power_w])
-                .await?;
-        }
-        writer_sink.finish().await
-    }
-    .await;
+            (r.ts, r.energy_wh, s.meter_key, r.power_w)
+        })
+        .collect();
+    let copied = crate::db::copy::copy_readings(tx, rows).await;
     match copied {
         Ok(_) => {
             tx.batch_execute("RELEASE SAVEPOINT direct_copy").await?;

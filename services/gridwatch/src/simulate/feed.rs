@@ -37,21 +37,16 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// Waits until at most `max_readings` of `published` are unaccounted for.
+    /// Waits until at most `max_readings` of `published` (counted from `baseline`, what the
+    /// database had accounted for when the replay began) are unaccounted for.
     async fn wait(
         &self,
-        client: &mut Option<tokio_postgres::Client>,
+        client: &tokio_postgres::Client,
         published: u64,
         baseline: u64,
     ) -> anyhow::Result<()> {
         loop {
-            if client.is_none() {
-                *client = Some(crate::db::connect(&self.database_url).await?);
-            }
-            let Some(c) = client.as_ref() else {
-                continue;
-            };
-            let accounted = accounted(c).await?.saturating_sub(baseline);
+            let accounted = accounted(client).await?.saturating_sub(baseline);
             if published.saturating_sub(accounted) <= self.max_readings {
                 return Ok(());
             }
@@ -105,21 +100,18 @@ pub async fn feed(
     let mut stats = FeedStats::default();
     let mut done = 0u64;
     let mut next = 0usize;
-    let mut backlog_client = None;
-    let baseline = match &options.backlog {
+    // The database the replay waits on, and what it had accounted for before the replay.
+    let backlog = match &options.backlog {
         Some(backlog) => {
             let client = crate::db::connect(&backlog.database_url).await?;
-            let counted = accounted(&client).await?;
-            backlog_client = Some(client);
-            counted
+            let baseline = accounted(&client).await?;
+            Some((backlog, client, baseline))
         }
-        None => 0,
+        None => None,
     };
     while let Some(interval) = simulation.next_interval() {
-        if let Some(backlog) = &options.backlog {
-            backlog
-                .wait(&mut backlog_client, stats.readings, baseline)
-                .await?;
+        if let Some((backlog, client, baseline)) = &backlog {
+            backlog.wait(client, stats.readings, *baseline).await?;
         }
         if let Some(speed) = options.speed {
             let due = (interval.at - sim_start).num_milliseconds() as f64 / 1000.0 / speed;

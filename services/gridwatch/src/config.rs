@@ -62,8 +62,10 @@ pub struct DetectorConfig {
     /// Windows evaluated per region in one transaction (default 192: two days), so that a
     /// replay makes progress in bounded steps.
     pub max_windows_per_cycle: usize,
-    /// Readings later than this after their window's first evaluation correct the stored
-    /// balance but do not re-run the decisions (hours, default 24).
+    /// How far back late readings re-judge windows (hours, default 24): a reading that arrives
+    /// later than this after its window was first judged is stored, but that window and its
+    /// anomalies stay as they were. Loss models learn only from windows older than this, which
+    /// no late reading changes.
     pub reevaluation_horizon_hours: i64,
     /// The loss model.
     pub loss: gridwatch_detect::loss::LossParams,

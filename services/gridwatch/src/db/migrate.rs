@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "roles",
         sql: include_str!("../../../../migrations/0005_roles.sql"),
     },
+    Migration {
+        version: 6,
+        name: "detector_model_refit",
+        sql: include_str!("../../../../migrations/0006_detector_model_refit.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

@@ -1,8 +1,11 @@
 //! The analyses that judge meters and licences over hours and days rather than windows: quota
 //! overruns and capacity (hourly), unlicensed mining, meter tampering and the regional mining
-//! share (daily). Each runs once per cycle in which the watermark crossed an hour or a day, over
-//! a trailing period long enough to cover everything since its previous run, and recomputes its
-//! findings from scratch: the same data gives the same anomalies however it was cut into cycles.
+//! share (daily). The hourly ones run in each cycle in which the watermark crossed an hour or late
+//! readings re-judged windows, over a trailing period long enough to cover everything since their
+//! previous run; the daily ones run for every day end the cycle's windows crossed, in order, and
+//! again for a day end whose windows late readings re-judged. Each recomputes its findings from
+//! scratch and withdraws what an earlier run of the same period raised and this one does not: the
+//! same data gives the same anomalies however it was cut into cycles and however late it came.
 
 use std::collections::HashMap;
 
@@ -26,6 +29,9 @@ use super::grid::RegionInfo;
 use crate::anomalies::NewAnomaly;
 use crate::metrics::Metrics;
 
+/// The evidence field naming the day end whose analysis raised a daily finding.
+pub const ANALYSED_UNTIL: &str = "analysed_until";
+
 /// Days of history the per-meter analyses look at (mining wants 10 or more, tampering 14).
 pub const PROFILE_DAYS: i64 = 14;
 /// Hours the licence analyses look back at least (the quota's long horizon is a week, the
@@ -36,26 +42,35 @@ fn floor(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
     t.duration_trunc(unit).unwrap_or(t)
 }
 
-/// Runs the analyses due after the windows from `previous` to `until` were evaluated.
+/// Runs the analyses due after the windows from `first` to `until` were evaluated, the region
+/// having been evaluated until `previous` before them (`first` is earlier when late readings
+/// re-judged windows).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     rs: &RegionState,
     previous: Option<DateTime<Utc>>,
+    first: DateTime<Utc>,
     until: DateTime<Utc>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let hour = floor(until, TimeDelta::hours(1));
-    let day = floor(until, TimeDelta::days(1));
     let since = previous.unwrap_or(until - Duration::days(1));
-    if floor(since, TimeDelta::hours(1)) < hour {
+    let rejudged = previous.is_some_and(|p| first < p);
+    if floor(since, TimeDelta::hours(1)) < hour || rejudged {
         let span = (hour - since).max(Duration::zero()) + Duration::hours(LICENCE_HOURS);
         licences(tx, ctx, region, rs, hour - span, hour, since, metrics).await?;
     }
-    if floor(since, TimeDelta::days(1)) < day {
-        meters(tx, ctx, region, rs, day).await?;
-        share(tx, ctx, region, rs, since, day, metrics).await?;
+    // Every day end after the first window judged, up to the last: a day's analysis reads the
+    // windows before its end only, so it is the same whether it runs at once or days later.
+    let mut day = floor(first, TimeDelta::days(1)) + Duration::days(1);
+    while day <= until {
+        let mut raised = meters(tx, ctx, region, rs, day).await?;
+        raised.extend(share(tx, ctx, region, rs, day, metrics).await?);
+        super::cases::withdraw_unraised_daily_findings(tx, &region.id, day, &raised).await?;
+        day += Duration::days(1);
     }
     Ok(())
 }
@@ -149,7 +164,7 @@ async fn licences(
         ));
         let mut raised = Vec::new();
         for finding in &findings {
-            raised.push(raise_finding(tx, ctx, region, finding).await?);
+            raised.push(raise_finding(tx, ctx, region, finding, None).await?);
         }
         // The period is judged again whole on every run: a purchase that arrived late (the
         // API or the market feed was down) or a late reading can undo an overrun raised
@@ -200,14 +215,14 @@ async fn bought_per_hour(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The per-meter analyses over the `PROFILE_DAYS` before `day_end`.
+/// The per-meter analyses over the `PROFILE_DAYS` before `day_end`; returns the anomalies raised.
 async fn meters(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     rs: &RegionState,
     day_end: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let grid = ctx.grid;
     // Two weeks, or as much as the region has been evaluated for (a young deployment).
     let node_keys: Vec<i32> = region
@@ -225,12 +240,12 @@ async fn meters(
     let start = (day_end - Duration::days(PROFILE_DAYS))
         .max(evaluated_from.map_or(day_end, |f| floor(f, TimeDelta::days(1))));
     if start >= day_end {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let first = window_number(&ctx.spec, start);
     let count = ((day_end - start).num_seconds() / ctx.spec.seconds).max(0) as usize;
     let Ok(region_id) = RegionId::parse(&region.id) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let profiles: Vec<MeterProfile> = region
         .meters
@@ -260,10 +275,10 @@ async fn meters(
 
     let mut findings = unlicensed_mining(&profiles, &ctx.cfg.mining);
 
-    // Tampering: in each meter's own profile, and, under nodes with an open diversion, its drop
-    // against the node's residual.
-    let open_nodes = nodes_with_open_diversion(tx, &region.id).await?;
-    let excess = node_excess(tx, ctx, region, &open_nodes, start, day_end).await?;
+    // Tampering: in each meter's own profile, and, under nodes in a diversion case during the
+    // day, its drop against the node's residual.
+    let open_nodes = nodes_in_case(tx, ctx, region, day_end - Duration::days(1), day_end).await?;
+    let excess = node_excess(tx, ctx, &open_nodes, start, day_end).await?;
     let mut tamper = Vec::new();
     for (profile, &m) in profiles.iter().zip(region.meters.iter().filter(|&&m| {
         grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer
@@ -279,10 +294,11 @@ async fn meters(
         }
     }
     findings.extend(merge_overlapping(tamper));
+    let mut raised = Vec::new();
     for finding in &findings {
-        raise_finding(tx, ctx, region, finding).await?;
+        raised.push(raise_finding(tx, ctx, region, finding, Some(day_end)).await?);
     }
-    Ok(())
+    Ok(raised)
 }
 
 /// The nearest node at or above a meter's that has an input meter (where its energy balances).
@@ -297,40 +313,48 @@ fn balancing_node(grid: &super::grid::Grid, meter: usize) -> Option<usize> {
     None
 }
 
-async fn nodes_with_open_diversion(
+/// The region's balanced nodes (topology indices) with a window of a diversion case in
+/// `[from, to)`, as the windows were judged: the same set whenever the question is asked.
+async fn nodes_in_case(
     tx: &Transaction<'_>,
-    region: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<usize>, tokio_postgres::Error> {
+    let grid = ctx.grid;
+    let keys: Vec<i32> = region
+        .balanced
+        .iter()
+        .map(|(n, _)| grid.node_keys[*n])
+        .collect();
     let rows = tx
         .query(
-            "SELECT DISTINCT node FROM anomalies
-             WHERE kind = 'diversion' AND region = $1 AND node IS NOT NULL
-               AND (ended_at IS NULL OR ended_at > now() - interval '0 seconds')
-               AND NOT evidence ? 'withdrawn'",
-            &[&region],
+            "SELECT DISTINCT node_key FROM detector_node_windows
+             WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3 AND in_case",
+            &[&keys, &from, &to],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let in_case: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(region
+        .balanced
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| in_case.contains(&grid.node_keys[*n]))
+        .collect())
 }
 
 /// Per node (topology index), its excess above expected loss per window of `[from, to)`.
 async fn node_excess(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
-    region: &RegionInfo,
-    nodes: &[String],
+    nodes: &[usize],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<HashMap<usize, Vec<Option<f64>>>, tokio_postgres::Error> {
     let grid = ctx.grid;
     let mut out = HashMap::new();
-    for id in nodes {
-        let Some(n) = grid.topology.node(id) else {
-            continue;
-        };
-        if !region.balanced.iter().any(|(b, _)| *b == n) {
-            continue;
-        }
+    for &n in nodes {
         let rows = tx
             .query(
                 "SELECT window_start, excess_wh FROM detector_node_windows
@@ -353,19 +377,19 @@ async fn node_excess(
     Ok(out)
 }
 
-/// The regional licensed-mining share, per day over the week before `day_end`.
+/// The regional licensed-mining share, per day over the week before `day_end`; returns the
+/// anomalies raised.
 async fn share(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     rs: &RegionState,
-    since: DateTime<Utc>,
     day_end: DateTime<Utc>,
     metrics: &Metrics,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let grid = ctx.grid;
     let Ok(region_id) = RegionId::parse(&region.id) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let roots: Vec<i32> = region
         .roots
@@ -381,9 +405,9 @@ async fn share(
         .map(|m| grid.meter_keys[m])
         .collect();
     if roots.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let days = (7).min(((day_end - since).num_days() + 7).max(1));
+    let days = 7;
     let mut findings: Vec<Finding> = Vec::new();
     for d in (1..=days).rev() {
         let day_start = day_end - Duration::days(d);
@@ -405,19 +429,23 @@ async fn share(
             findings.push(found);
         }
     }
+    let mut raised = Vec::new();
     for finding in merge_days(findings, day_end, &ctx.cfg.share) {
-        raise_finding(tx, ctx, region, &finding).await?;
+        raised.push(raise_finding(tx, ctx, region, &finding, Some(day_end)).await?);
     }
-    Ok(())
+    Ok(raised)
 }
 
 /// Raises a finding as an anomaly. A condition that began before the period analysed keeps the
-/// start (and at least the energy) its anomaly already has.
+/// start (and at least the energy) its anomaly already has. A daily analysis names the day end
+/// it ran for in the evidence (`analysed_until`): a later run for the same day withdraws what
+/// it no longer finds.
 async fn raise_finding(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     finding: &Finding,
+    analysed_until: Option<DateTime<Utc>>,
 ) -> anyhow::Result<String> {
     let subject = finding
         .meter
@@ -473,7 +501,16 @@ async fn raise_finding(
         confidence: finding.confidence,
         severity: to_store(level),
         suspects: finding.suspects.clone(),
-        evidence: finding.evidence.clone(),
+        evidence: match (finding.evidence.clone(), analysed_until) {
+            (serde_json::Value::Object(mut map), Some(day_end)) => {
+                map.insert(
+                    ANALYSED_UNTIL.into(),
+                    day_end.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+                );
+                serde_json::Value::Object(map)
+            }
+            (evidence, _) => evidence,
+        },
     };
     Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
 }

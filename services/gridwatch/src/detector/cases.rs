@@ -307,9 +307,29 @@ pub async fn withdraw_unraised_licence_findings(
         tx,
         Subject::Licence(licence),
         &["quota_overrun", "capacity_exceeded"],
-        from,
+        Scope::StartedFrom(from),
         raised,
         "Purchases or readings that arrived later showed this condition did not hold.",
+    )
+    .await
+}
+
+/// After the daily analyses for the day ending at `day_end` ran again (late readings re-judged
+/// its windows), withdraws the region's findings an earlier run for that day raised and this one
+/// did not.
+pub async fn withdraw_unraised_daily_findings(
+    tx: &Transaction<'_>,
+    region: &str,
+    day_end: DateTime<Utc>,
+    raised: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    withdraw(
+        tx,
+        Subject::Region(region),
+        &["unlicensed_mining", "meter_tamper", "mining_share_exceeded"],
+        Scope::AnalysedUntil(day_end),
+        raised,
+        "Readings that arrived late showed this condition did not hold.",
     )
     .await
 }
@@ -320,14 +340,21 @@ enum Subject<'a> {
     Licence(&'a str),
 }
 
-/// Withdraws the anomalies of `kinds` and `subject` that started at or after `from`, are not
-/// in `raised` and still stand: kept, with no energy, a zero-length period and `reason` in their
-/// evidence; their history records the change.
+/// Which of them: those that started at or after a time, or those last raised by the daily
+/// analysis of a day.
+enum Scope {
+    StartedFrom(DateTime<Utc>),
+    AnalysedUntil(DateTime<Utc>),
+}
+
+/// Withdraws the anomalies of `kinds`, `subject` and `scope` that are not in `raised` and still
+/// stand: kept, with no energy, a zero-length period and `reason` in their evidence; their
+/// history records the change.
 async fn withdraw(
     tx: &Transaction<'_>,
     subject: Subject<'_>,
     kinds: &[&str],
-    from: DateTime<Utc>,
+    scope: Scope,
     raised: &[String],
     reason: &str,
 ) -> Result<(), tokio_postgres::Error> {
@@ -335,18 +362,26 @@ async fn withdraw(
         Subject::Region(id) => ("region", id),
         Subject::Licence(id) => ("licence", id),
     };
+    let (condition, at) = match scope {
+        Scope::StartedFrom(from) => ("a.started_at >= $3::timestamptz", from),
+        Scope::AnalysedUntil(day_end) => (
+            "a.evidence ->> 'analysed_until'
+                 = to_char($3::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            day_end,
+        ),
+    };
     let rows = tx
         .query(
             &format!(
                 "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
                      severity = 'info', updated_at = now(),
                      evidence = a.evidence || jsonb_build_object('withdrawn', $5::text)
-                 WHERE a.{column} = $1 AND a.kind = ANY($2) AND a.started_at >= $3
+                 WHERE a.{column} = $1 AND a.kind = ANY($2) AND {condition}
                    AND NOT (a.id = ANY($4))
                    AND a.ended_at IS DISTINCT FROM a.started_at AND NOT a.evidence ? 'withdrawn'
                  RETURNING a.id"
             ),
-            &[&id, &kinds, &from, &raised, &reason],
+            &[&id, &kinds, &at, &raised, &reason],
         )
         .await?;
     for row in rows {
@@ -379,7 +414,7 @@ pub async fn withdraw_unraised(
         tx,
         Subject::Region(&region.id),
         &["diversion", "data_gap"],
-        from,
+        Scope::StartedFrom(from),
         raised,
         "Readings that arrived late showed this condition did not hold.",
     )

@@ -127,18 +127,18 @@ pub async fn evaluate(
         }
     }
 
-    // Each meter's window-to-window variation over the day before: the error scale of an
-    // interpolated or imputed window.
-    let variability: HashMap<i32, f64> = meter_keys
-        .iter()
-        .filter_map(|&key| Some((key, rs.series.variability(key, numbers[0])?)))
-        .collect();
     let node_keys: Vec<i32> = region
         .balanced
         .iter()
         .map(|(n, _)| grid.node_keys[*n])
         .collect();
+    if let (Some(first), Some(until)) = (windows.first(), rs.evaluated_until) {
+        if first.start < until {
+            super::models::forget_after(tx, &node_keys, first.start).await?;
+        }
+    }
     let mut models: HashMap<i32, LossModel> = HashMap::new();
+    let mut variability: HashMap<i32, f64> = HashMap::new();
     let mut model_day: Option<NaiveDate> = None;
     let mut events: Vec<CaseEvent> = Vec::new();
     for (i, w) in windows.iter().enumerate() {
@@ -153,9 +153,26 @@ pub async fn evaluate(
                 ctx.cfg.diversion.immediate_z,
             )
             .await?;
+            // Each meter's window-to-window variation over the day before this one: the error
+            // scale of an interpolated or imputed window (per day, so that it does not depend
+            // on where a run of windows starts). A meter without that day (a young deployment,
+            // a new meter) is measured over the day before each window instead.
+            let day_start = window_number(&ctx.spec, w.start)
+                - (w.start - day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()).num_seconds()
+                    / ctx.spec.seconds;
+            variability = meter_keys
+                .iter()
+                .filter_map(|&key| Some((key, rs.series.variability(key, day_start)?)))
+                .collect();
             model_day = Some(day);
         }
         let k = numbers[i];
+        let variability_of = |key: i32| -> Option<f64> {
+            variability
+                .get(&key)
+                .copied()
+                .or_else(|| rs.series.variability(key, k))
+        };
         let class_means = class_means(grid, region, &energies, i);
         let slot = gridwatch_detect::loss::slot_of(w.start);
         let mut rows = Rows::default();
@@ -173,10 +190,9 @@ pub async fn evaluate(
                     let sd = if !interpolated {
                         0.0
                     } else if grid.topology.meters[m].role == MeterRole::Input {
-                        variability.get(&key).map_or(0.25 * e.abs(), |v| 0.5 * v)
+                        variability_of(key).map_or(0.25 * e.abs(), |v| 0.5 * v)
                     } else {
-                        variability
-                            .get(&key)
+                        variability_of(key)
                             .map_or(0.25 * e.abs(), |v| (0.5 * v).max(0.25 * e.abs()))
                     };
                     Some((e, sd))
@@ -187,10 +203,7 @@ pub async fn evaluate(
                         .series
                         .typical(key, k)
                         .or_else(|| class_means.get(&grid.topology.meters[m].class).copied())?;
-                    let sd = variability
-                        .get(&key)
-                        .copied()
-                        .unwrap_or(0.5 * typical.abs());
+                    let sd = variability_of(key).unwrap_or(0.5 * typical.abs());
                     Some((typical, sd))
                 },
             );

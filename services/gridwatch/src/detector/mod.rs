@@ -37,7 +37,10 @@ use series::MeterSeries;
 /// A region's stored progress: newest reading time seen, end of the last window evaluated.
 type Progress = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-/// Days of per-meter windows kept in memory (the daily analyses look two weeks back).
+/// Days of per-meter windows the readers of the in-memory series look back from the newest
+/// window evaluated (the daily analyses and imputation two weeks, suspects a week before a
+/// case's week). The ring holds them plus a run of windows and its re-evaluation, so that the
+/// first window of a long run sees the same history as a window evaluated on its own.
 const SERIES_DAYS: usize = 15;
 
 /// The detector of one process.
@@ -171,6 +174,10 @@ impl Detector {
         let raised = std::sync::Mutex::new(Vec::new());
         let lateness = self.lateness();
         let spec = self.spec;
+        let run_windows = self.config.detector.max_windows_per_cycle
+            + (self.config.detector.reevaluation_horizon_hours.max(0) * 3600 / spec.seconds)
+                as usize
+            + spec.per_day() as usize;
         for region in &grid.regions {
             let (stored_newest, stored_until) = stored.remove(&region.key).unwrap_or((None, None));
             let state = self
@@ -181,7 +188,7 @@ impl Detector {
                     newest: None,
                     states: None,
                     series: MeterSeries::new(
-                        SERIES_DAYS * spec.per_day() as usize,
+                        SERIES_DAYS * spec.per_day() as usize + run_windows,
                         spec.per_day() as usize,
                     ),
                     unaccounted_wh: 0.0,
@@ -259,9 +266,17 @@ impl Detector {
             let states = evaluate(&tx, &ctx, region, state, &windows, states).await?;
             let until = windows.last().map(|w| w.end);
             if let Some(until) = until {
-                if previous.is_none_or(|p| until > p) {
-                    analyses::run(&tx, &ctx, region, state, previous, until, &self.metrics).await?;
-                }
+                analyses::run(
+                    &tx,
+                    &ctx,
+                    region,
+                    state,
+                    previous,
+                    first_window.start,
+                    until,
+                    &self.metrics,
+                )
+                .await?;
             }
             state.states = Some(states);
             state.evaluated_until = until;
@@ -324,8 +339,9 @@ async fn write_progress(
 }
 
 impl Detector {
-    /// After a restart the in-memory series is empty: fill the week before `first` from the
-    /// readings, so that imputation and suspects have a baseline.
+    /// After a restart the in-memory series is empty: fill the [`SERIES_DAYS`] before `first`
+    /// from the readings, so that imputation, suspects and the daily analyses see what they
+    /// would have seen without the restart.
     async fn ensure_series(
         &mut self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -340,8 +356,7 @@ impl Detector {
         if state.series.newest().is_some_and(|n| n >= k - 1) {
             return Ok(());
         }
-        let days = (SERIES_DAYS as i64) - 1;
-        let from = first.start - Duration::days(days);
+        let from = first.start - Duration::days(SERIES_DAYS as i64);
         let windows = self.spec.between(from, first.start);
         if windows.is_empty() {
             return Ok(());

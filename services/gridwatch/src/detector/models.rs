@@ -1,5 +1,8 @@
 //! Loss models per node and day: fitted once from the node's stored windows of the days before,
-//! then kept, so that re-evaluating a window uses the model it was first evaluated with.
+//! then kept, so that re-evaluating a window uses the model it was first evaluated with. When
+//! late readings re-judge windows of a day, the models of the days after it, which learned from
+//! those windows, are forgotten and fitted again ([`forget_after`]): a day's model is the one
+//! its history gives once every reading is in, however the readings came.
 
 use std::collections::HashMap;
 
@@ -58,7 +61,8 @@ pub async fn for_day(
              WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
                AND NOT (in_case AND (model_learned OR coalesce(z, 0) >= $6)) AND NOT in_gap
                AND input_wh IS NOT NULL
-               AND coverage >= $4 AND uncertainty_wh <= $5 * greatest(abs(fed_wh), 1)",
+               AND coverage >= $4 AND uncertainty_wh <= $5 * greatest(abs(fed_wh), 1)
+             ORDER BY node_key, window_start",
             &[
                 &missing,
                 &from,
@@ -95,4 +99,20 @@ pub async fn for_day(
         )
         .await?;
     Ok(models)
+}
+
+/// Forgets the models of `node_keys` for the days after the one holding `rejudged`, the first
+/// window late readings re-judge: they learned from windows about to change.
+pub async fn forget_after(
+    client: &impl GenericClient,
+    node_keys: &[i32],
+    rejudged: chrono::DateTime<chrono::Utc>,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM detector_node_models WHERE node_key = ANY($1) AND day > $2",
+            &[&node_keys, &rejudged.date_naive()],
+        )
+        .await?;
+    Ok(())
 }

@@ -4,6 +4,11 @@
 
 use std::collections::HashMap;
 
+/// Days of the same time of day a meter's typical energy is the mean of. A fixed number rather
+/// than whatever the ring holds, so that a window's imputation does not depend on how many
+/// windows were evaluated after it in the same run.
+pub const TYPICAL_DAYS: i64 = 14;
+
 /// Energy per window for recent windows. Windows are numbered absolutely (window start in
 /// seconds / window length), so any two processes agree on them.
 pub struct MeterSeries {
@@ -135,11 +140,10 @@ impl MeterSeries {
         Some(changes[(changes.len() - 1) * 9 / 10])
     }
 
-    /// A meter's usual energy for `window`: the mean of the same time of day over the days held,
-    /// else the mean of its last known windows.
+    /// A meter's usual energy for `window`: the mean of the same time of day over the
+    /// [`TYPICAL_DAYS`] before, else the mean of its last known windows.
     pub fn typical(&self, meter_key: i32, window: i64) -> Option<f64> {
-        let days = self.capacity / self.per_day;
-        let same_time: Vec<f64> = (1..=days as i64)
+        let same_time: Vec<f64> = (1..=TYPICAL_DAYS)
             .filter_map(|d| self.get(meter_key, window - d * self.per_day as i64))
             .collect();
         if same_time.len() >= 2 {

@@ -1,11 +1,10 @@
 //! The analyses that judge meters and licences over hours and days rather than windows: quota
 //! overruns and capacity (hourly), unlicensed mining, meter tampering and the regional mining
-//! share (daily). The hourly ones run in each cycle in which the watermark crossed an hour or late
-//! readings re-judged windows, over a trailing period long enough to cover everything since their
-//! previous run; the daily ones run for every day end the cycle's windows crossed, in order, and
-//! again for a day end whose windows late readings re-judged. Each recomputes its findings from
-//! scratch and withdraws what an earlier run of the same period raised and this one does not: the
-//! same data gives the same anomalies however it was cut into cycles and however late it came.
+//! share (daily). They run for every hour (day) end the cycle's windows crossed, in order, and
+//! again for an hour (day) end whose windows late readings re-judged, each over a fixed trailing
+//! period before its end. Each recomputes its findings from scratch and withdraws what an
+//! earlier run of the same period raised and this one does not: the same data gives the same
+//! anomalies however it was cut into cycles and however late it came.
 
 use std::collections::HashMap;
 
@@ -56,12 +55,12 @@ pub async fn run(
     until: DateTime<Utc>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
-    let hour = floor(until, TimeDelta::hours(1));
-    let since = previous.unwrap_or(until - Duration::days(1));
-    let rejudged = previous.is_some_and(|p| first < p);
-    if floor(since, TimeDelta::hours(1)) < hour || rejudged {
-        let span = (hour - since).max(Duration::zero()) + Duration::hours(LICENCE_HOURS);
-        licences(tx, ctx, region, rs, hour - span, hour, since, metrics).await?;
+    // Every hour end after the first window judged, up to the last.
+    let since = previous.unwrap_or(first);
+    let first_hour = floor(first, TimeDelta::hours(1)) + Duration::hours(1);
+    let last_hour = floor(until, TimeDelta::hours(1));
+    if first_hour <= last_hour {
+        licences(tx, ctx, region, rs, first_hour, last_hour, since, metrics).await?;
     }
     // Every day end after the first window judged, up to the last: a day's analysis reads the
     // windows before its end only, so it is the same whether it runs at once or days later.
@@ -93,32 +92,43 @@ fn summed(
         .collect()
 }
 
+/// Judges every licence of the region at each hour end from `first_end` to `last_end`: each
+/// judgement reads the [`LICENCE_HOURS`] before its hour end, so that it is the same whether it
+/// runs at that hour or in a replay days later.
 #[allow(clippy::too_many_arguments)]
 async fn licences(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     rs: &RegionState,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    first_end: DateTime<Utc>,
+    last_end: DateTime<Utc>,
     since: DateTime<Utc>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let grid = ctx.grid;
+    let span = Duration::hours(LICENCE_HOURS);
+    let from = first_end - span;
     let oldest = rs
         .series
         .oldest()
         .map(|k| DateTime::<Utc>::from_timestamp(k * ctx.spec.seconds, 0).unwrap_or(from))
         .unwrap_or(from);
     let from = from.max(floor(oldest, TimeDelta::hours(1)) + Duration::hours(1));
+    let to = last_end;
     if from >= to {
         return Ok(());
     }
     let windows = ctx.spec.between(from, to);
+    let per_hour = (3600 / ctx.spec.seconds).max(1) as usize;
+    let region_id = RegionId::parse(&region.id).ok();
     for licence in grid.licences.values() {
         if licence.region.as_deref() != Some(region.id.as_str()) || licence.meters.is_empty() {
             continue;
         }
+        let Ok(licence_id) = LicenceId::parse(&licence.id) else {
+            continue;
+        };
         let keys: Vec<i32> = licence.meters.iter().map(|&m| grid.meter_keys[m]).collect();
         let accuracy = licence
             .meters
@@ -127,7 +137,6 @@ async fn licences(
             .fold(0.0, f64::max);
         let energy = summed(rs, ctx, &keys, &windows);
         let bought = bought_per_hour(tx, &licence.id, from, to).await?;
-        let per_hour = (3600 / ctx.spec.seconds).max(1) as usize;
         let hours: Vec<HourQuota> = energy
             .chunks(per_hour)
             .zip(&bought)
@@ -137,39 +146,52 @@ async fn licences(
                 bought_wh: *bought_wh,
             })
             .collect();
-        let Ok(licence_id) = LicenceId::parse(&licence.id) else {
-            continue;
-        };
-        let region_id = RegionId::parse(&region.id).ok();
-        let mut findings = quota_overrun(
-            &licence_id,
-            region_id.as_ref(),
-            &hours,
-            accuracy,
-            &ctx.cfg.quota,
-        );
         let window_energy: Vec<(Window, Option<f64>)> = windows
             .iter()
             .copied()
             .zip(energy.iter().copied())
             .collect();
-        findings.extend(capacity_exceeded(
-            &licence_id,
-            region_id.as_ref(),
-            licence.registered_machines,
-            licence.machine_rated_w,
-            &window_energy,
-            accuracy,
-            &ctx.cfg.capacity,
-        ));
-        let mut raised = Vec::new();
-        for finding in &findings {
-            raised.push(raise_finding(tx, ctx, region, finding, None).await?);
+        let mut end = first_end.max(from + Duration::hours(1));
+        while end <= last_end {
+            let start = (end - span).max(from);
+            let in_hours = |t: DateTime<Utc>| t >= start && t < end;
+            let judged: Vec<HourQuota> = hours
+                .iter()
+                .filter(|h| in_hours(h.start))
+                .copied()
+                .collect();
+            let judged_windows: Vec<(Window, Option<f64>)> = window_energy
+                .iter()
+                .filter(|(w, _)| in_hours(w.start))
+                .copied()
+                .collect();
+            let mut findings = quota_overrun(
+                &licence_id,
+                region_id.as_ref(),
+                &judged,
+                accuracy,
+                &ctx.cfg.quota,
+            );
+            findings.extend(capacity_exceeded(
+                &licence_id,
+                region_id.as_ref(),
+                licence.registered_machines,
+                licence.machine_rated_w,
+                &judged_windows,
+                accuracy,
+                &ctx.cfg.capacity,
+            ));
+            let mut raised = Vec::new();
+            for finding in &findings {
+                raised.push(raise_finding(tx, ctx, region, finding, None).await?);
+            }
+            // The period is judged again whole at every hour: a purchase that arrived late (the
+            // API or the market feed was down) or a late reading can undo an overrun raised
+            // before it. Such an anomaly is withdrawn, never left standing.
+            super::cases::withdraw_unraised_licence_findings(tx, &licence.id, start, &raised)
+                .await?;
+            end += Duration::hours(1);
         }
-        // The period is judged again whole on every run: a purchase that arrived late (the
-        // API or the market feed was down) or a late reading can undo an overrun raised
-        // before it. Such an anomaly is withdrawn, never left standing.
-        super::cases::withdraw_unraised_licence_findings(tx, &licence.id, from, &raised).await?;
         // What the hours new since the last run metered and bought.
         for (h, q) in hours.iter().enumerate() {
             if q.start + Duration::hours(1) > since {

@@ -514,3 +514,109 @@ async fn sigterm_commits_the_open_batch_and_exits_cleanly() {
     again.stop().await;
     publisher.disconnect().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_flood_is_sampled_and_counted_and_the_limits_reject_without_disconnecting() {
+    let db = TestDb::migrated().await;
+    let broker = Broker::start();
+    seed_meters(&db, 10_001).await;
+    let mut config = config(&db, &broker, &unique_name("ingest"));
+    config.ingest.rejections_kept_per_source_hour = 25;
+    let kept_bytes = config.ingest.raw_payload_keep_bytes;
+    let ingest = InProcess::start(config).await;
+    let mut publisher = Publisher::connect(broker.port, SIMULATOR_USER).await;
+
+    // Half of the traffic is garbage from one gateway, every message different.
+    let garbage = 400;
+    for i in 0..garbage {
+        publisher
+            .publish(
+                &format!("gridwatch/v1/meters/M-{:06}/readings", i % 100),
+                meter_payload(i % 100, i / 100),
+            )
+            .await;
+        publisher
+            .publish(
+                "gridwatch/v1/gateways/GW-EVIL/readings",
+                format!("{{garbage number {i}"),
+            )
+            .await;
+    }
+    // A gateway array at the contract's limit is stored whole; one element more is rejected
+    // whole; a message beyond the payload limit is a rejection keeping its first bytes.
+    let array = |interval: usize, elements: usize| {
+        let all: Vec<String> = (0..elements)
+            .map(|m| gateway_element(m, interval))
+            .collect();
+        format!("[{}]", all.join(","))
+    };
+    let big = "gridwatch/v1/gateways/GW-BIG/readings";
+    publisher.publish(big, array(10, 10_000)).await;
+    publisher.publish(big, array(11, 10_001)).await;
+    let huge = format!("[{}]", " ".repeat(2 << 20));
+    publisher.publish(big, huge.clone()).await;
+    // And readings still flow after all of it.
+    publisher
+        .publish(
+            "gridwatch/v1/meters/M-000000/readings",
+            meter_payload(0, 20),
+        )
+        .await;
+    publisher.flush().await;
+
+    let good = garbage + 10_000 + 1;
+    assert_stored_exactly(&db, good).await;
+    eventually(WAIT, "every rejection counted", || async {
+        let counted = db
+            .count(
+                "SELECT coalesce(sum(rejected), 0)::bigint FROM rejection_counts
+                 WHERE source <> '*'",
+            )
+            .await;
+        (counted == garbage as i64 + 2).then_some(())
+    })
+    .await;
+    let client = db.client().await;
+    // Per hour of arrival (the run may straddle one), the first 25 are kept row by row.
+    let row = client
+        .query_one(
+            "SELECT sum(rejected)::bigint, sum(kept)::bigint, sum(least(rejected, 25))::bigint
+             FROM rejection_counts WHERE source = 'GW-EVIL' AND reason = 'malformed_json'",
+            &[],
+        )
+        .await
+        .expect("counts");
+    let (rejected, kept, limit): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((rejected, kept), (garbage as i64, limit));
+    assert_eq!(
+        db.count("SELECT count(*) FROM rejections WHERE source = 'GW-EVIL'")
+            .await,
+        kept,
+        "the flood keeps a sample, row by row, up to the limit"
+    );
+    let rows = client
+        .query(
+            "SELECT detail, length(raw), raw_size FROM rejections
+             WHERE source = 'GW-BIG' AND reason = 'payload_too_large' ORDER BY rejection_id",
+            &[],
+        )
+        .await
+        .expect("rejections");
+    assert_eq!(
+        rows.len(),
+        2,
+        "the 10,001-element array and the oversize message"
+    );
+    let detail: &str = rows[0].get(0);
+    assert!(detail.contains("10001"), "{detail}");
+    let (raw, size): (i32, i32) = (rows[1].get(1), rows[1].get(2));
+    assert_eq!(raw as usize, kept_bytes);
+    assert_eq!(size as usize, huge.len());
+    assert_eq!(
+        ingest.metrics.ingest.mqtt_reconnects.get(),
+        0,
+        "no message made ingest drop its connection"
+    );
+    ingest.stop().await;
+    publisher.disconnect().await;
+}

@@ -62,13 +62,20 @@ struct WireReading<'a> {
     power_w: Option<f64>,
 }
 
-fn json_rejection(error: &serde_json::Error) -> Rejection {
+/// The rejection of `text`, which failed to parse with `error`. A type error met before the
+/// parser reached a syntax error (`{garbage` where an array was expected) is still malformed
+/// JSON: the text is checked whole before it is called an invalid field.
+fn json_rejection(text: &str, error: &serde_json::Error) -> Rejection {
     use serde_json::error::Category;
-    let reason = match error.classify() {
-        Category::Data => ReasonCode::InvalidField,
-        Category::Syntax | Category::Eof | Category::Io => ReasonCode::MalformedJson,
-    };
-    Rejection::new(reason, error.to_string())
+    match error.classify() {
+        Category::Data => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(syntax) => Rejection::new(ReasonCode::MalformedJson, syntax.to_string()),
+            Ok(_) => Rejection::new(ReasonCode::InvalidField, error.to_string()),
+        },
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::new(ReasonCode::MalformedJson, error.to_string())
+        }
+    }
 }
 
 /// Checks a wire reading whose meter is `meter_id` (already known valid or not).
@@ -151,7 +158,7 @@ pub fn parse_meter_payload(
         .with_meter(Some(topic_meter.as_str()))
     })?;
     let wire: WireReading<'_> = serde_json::from_str(text)
-        .map_err(|e| json_rejection(&e).with_meter(Some(topic_meter.as_str())))?;
+        .map_err(|e| json_rejection(text, &e).with_meter(Some(topic_meter.as_str())))?;
     let meter_id = match wire.meter_id.as_deref() {
         Some(named) if named != topic_meter.as_str() => Err(Rejection::new(
             ReasonCode::TopicMismatch,
@@ -192,7 +199,7 @@ pub fn parse_gateway_payload(
         )
     })?;
     let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
-        let mut rejection = json_rejection(&e);
+        let mut rejection = json_rejection(text, &e);
         if rejection.reason == ReasonCode::InvalidField {
             rejection.detail = format!("a gateway payload must be a JSON array of readings: {e}");
         }
@@ -221,7 +228,8 @@ pub fn parse_gateway_payload(
 }
 
 fn parse_gateway_element(element: &str, bounds: &ReadingBounds) -> Result<Reading, Rejection> {
-    let wire: WireReading<'_> = serde_json::from_str(element).map_err(|e| json_rejection(&e))?;
+    let wire: WireReading<'_> =
+        serde_json::from_str(element).map_err(|e| json_rejection(element, &e))?;
     let meter_id = match wire.meter_id.as_deref() {
         None => Err(Rejection::new(
             ReasonCode::InvalidField,
@@ -280,8 +288,9 @@ mod tests {
     fn each_bad_meter_payload_gets_its_reason() {
         let m = meter("M-1");
         let b = ReadingBounds::unbounded();
-        let cases: [(&[u8], ReasonCode); 11] = [
+        let cases: [(&[u8], ReasonCode); 12] = [
             (b"{not json", ReasonCode::MalformedJson),
+            (b"[not json", ReasonCode::MalformedJson),
             (b"\xff\xfe", ReasonCode::MalformedJson),
             (b"", ReasonCode::MalformedJson),
             (
@@ -388,6 +397,9 @@ mod tests {
         assert_eq!(not_array.reason, ReasonCode::InvalidField);
         let broken = parse_gateway_payload(b"[{", 10, &b).expect_err("rejected");
         assert_eq!(broken.reason, ReasonCode::MalformedJson);
+        // Not JSON at all, though the first byte already says it is not an array.
+        let garbage = parse_gateway_payload(b"{garbage", 10, &b).expect_err("rejected");
+        assert_eq!(garbage.reason, ReasonCode::MalformedJson);
         let long = parse_gateway_payload(b"[1,2,3]", 2, &b).expect_err("rejected");
         assert_eq!(long.reason, ReasonCode::PayloadTooLarge);
     }

@@ -257,9 +257,12 @@ pub struct IngestConfig {
     /// Raw payloads are kept up to this many bytes (default 65536, the contract's 64 KiB).
     pub raw_payload_keep_bytes: usize,
     /// Rejections kept row by row, raw payload included, per source, reason and hour
-    /// (default 1000); beyond it they are only counted (`rejection_counts`).
+    /// (default 100: enough to diagnose a misbehaving meter or gateway, at most 6.5 MB an hour
+    /// of raw payloads per source and reason); beyond it they are only counted
+    /// (`rejection_counts`).
     pub rejections_kept_per_source_hour: i64,
-    /// Rejections kept row by row per hour over all sources (default 100,000).
+    /// Rejections kept row by row per hour over all sources (default 10,000: at most 655 MB an
+    /// hour of raw payloads whatever floods).
     pub rejections_kept_per_hour: i64,
     /// Payload bytes ingest holds unacknowledged before it stops reading from the broker
     /// (default 32 MiB): bounds memory whatever the message sizes.
@@ -347,8 +350,8 @@ impl Default for IngestConfig {
             max_future_skew_secs: 86_400,
             max_reading_age_days: 1100,
             raw_payload_keep_bytes: 64 << 10,
-            rejections_kept_per_source_hour: 1000,
-            rejections_kept_per_hour: 100_000,
+            rejections_kept_per_source_hour: 100,
+            rejections_kept_per_hour: 10_000,
             max_held_bytes: 32 << 20,
             shutdown_grace_secs: 10,
         }

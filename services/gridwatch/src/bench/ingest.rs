@@ -4,7 +4,8 @@
 //! (a) the MQTT-only ceiling: the same publishers and a subscriber that only acknowledges;
 //! (b) end to end, one reading per message; (c) end to end, gateway arrays of 500;
 //! (d) raw binary COPY of the same rows into the same table; (e) publish-to-commit latency
-//! p50/p99 at half of (b); (f) the ingest process's peak RSS. Ingest runs as a child process
+//! p50/p99 at half of (b); (f) the ingest process's peak RSS; (g) (b) again while a gateway
+//! floods as many garbage messages as there are good ones. Ingest runs as a child process
 //! (`gridwatch ingest`), against its own Mosquitto (deploy/mosquitto) and its own database.
 
 use std::path::PathBuf;
@@ -401,6 +402,73 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     println!(
         "(b) end to end, 1 reading/message:   {single:>10.0} readings/s  ({:.2} x (a); target >= 0.85)",
         single / ceiling
+    );
+
+    // (g) The same good readings while a gateway floods garbage: every other message is a
+    // different malformed payload from one source. Good readings per second against (b), and
+    // what the flood left on disk.
+    let (flooded, sample_rows, counted, rejections_bytes) = {
+        let good = single_messages(args.messages, args.meters, now - day * 5);
+        let mut messages = Vec::with_capacity(good.len() * 2);
+        for (i, message) in good.into_iter().enumerate() {
+            messages.push(message);
+            messages.push((
+                "gridwatch/v1/gateways/GW-FLOOD/readings".to_owned(),
+                Bytes::from(format!("{{\"garbage\": {i}, \"padding\": \"{:0>120}\"", i)),
+            ));
+        }
+        let before = stored(&client).await?;
+        let mut publishers = publish::connect(
+            broker.port,
+            SIMULATOR_USER,
+            &simulator_password,
+            args.publishers,
+            "g",
+        );
+        let started = Instant::now();
+        publish::publish_all(&mut publishers, messages, None).await?;
+        let done = wait_stored(
+            &client,
+            before + args.messages as u64,
+            Duration::from_secs(600),
+        )
+        .await?;
+        for p in publishers {
+            p.close().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let counted = loop {
+            let counted: i64 = client
+                .query_one(
+                    "SELECT coalesce(sum(rejected), 0)::bigint FROM rejection_counts
+                     WHERE source = 'GW-FLOOD'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if counted >= args.messages as i64 || Instant::now() > deadline {
+                break counted;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM rejections WHERE source = 'GW-FLOOD'),
+                        pg_total_relation_size('rejections')",
+                &[],
+            )
+            .await?;
+        (
+            args.messages as f64 / (done - started).as_secs_f64(),
+            row.get::<_, i64>(0),
+            counted,
+            row.get::<_, i64>(1),
+        )
+    };
+    println!(
+        "(g) (b) with a garbage flood (1:1):  {flooded:>10.0} good readings/s  ({:.2} x (b)); {counted} rejections counted, {sample_rows} kept row by row, rejections table {:.1} MB",
+        flooded / single,
+        rejections_bytes as f64 / 1e6
     );
 
     // (c) End to end, gateway arrays.

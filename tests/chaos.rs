@@ -3,7 +3,7 @@
 //! A small simulated grid with two thefts is published over MQTT while a bounded, seeded
 //! sequence of faults hits the services, each running as a real `gridwatch` process: ingest,
 //! the detector and the API killed with SIGKILL and started again, the broker restarted, the
-//! database's connections terminated. Once publishing has ended and everything has settled, the
+//! PostgreSQL server crashed and restarted, the database's connections terminated. Once publishing has ended and everything has settled, the
 //! run must match an undisturbed run of the same simulation whose detector starts once ingest
 //! has stored everything: the very same readings and purchases, the same anomalies (kind,
 //! region, subject, start, end and energy, exactly), none raised twice, and an anomaly history
@@ -15,10 +15,9 @@
 //! detector waits longer for late readings ([`LIVE_LATENESS`], which says why) until publishing
 //! is over, when it is restarted with the usual lateness to judge the last windows.
 //!
-//! The PostgreSQL server itself is not restarted: it is shared by the tests of the suite running
-//! in parallel. To gridwatch, a server restart is its connections cut and new ones refused for a
-//! moment, which `pg_terminate_backend` on this test's database does without touching the
-//! others.
+//! The disturbed run has a PostgreSQL server of its own (initdb on a free port), so that
+//! crashing it (`pg_ctl stop -m immediate`) and starting it again touches no other test of the
+//! suite running in parallel.
 
 mod support;
 
@@ -36,13 +35,16 @@ use tokio_postgres::Client;
 
 use support::broker::{PASSWORD_SUFFIX, SIMULATOR_USER};
 use support::layout::{run_with, Instance, Layout};
+use support::pgserver::{self, PgServer};
 use support::process::ServiceProcess;
 use support::{unique_name, workspace_root, Broker, TempDir, TestDb};
 
 /// Seed of the fault schedule: the same seed, the same faults at the same points of the replay.
 const FAULT_SEED: u64 = 0x00C4_A055;
+/// Another seed, another schedule: `GRIDWATCH_CHAOS_SEED` (decimal), as `scripts/chaos.sh` sets.
+const SEED_VAR: &str = "GRIDWATCH_CHAOS_SEED";
 /// Faults injected in a run.
-const FAULTS: usize = 12;
+const FAULTS: usize = 14;
 /// Simulated seconds per real second while the faults run: the four days are published in
 /// about fifteen seconds, so that every fault lands while readings flow.
 const REPLAY_SPEED: f64 = 23_040.0;
@@ -86,8 +88,7 @@ fn grid() -> SimConfig {
     config
 }
 
-/// What can go wrong in production, short of losing the PostgreSQL server (see the module's
-/// documentation).
+/// What can go wrong in production, short of losing the PostgreSQL server's disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Fault {
     /// `gridwatch ingest` killed with SIGKILL mid-batch, started again.
@@ -100,6 +101,9 @@ enum Fault {
     RestartBroker,
     /// Every connection to the test's database terminated by the server.
     TerminateConnections,
+    /// The PostgreSQL server stopped as a crash would (no checkpoint, every connection cut),
+    /// down for a moment, and started again (crash recovery).
+    RestartPostgres,
 }
 
 /// SplitMix64: a few lines, and the schedule does not change with a dependency's version.
@@ -147,6 +151,8 @@ fn schedule(seed: u64, intervals: u64) -> Vec<Planned> {
         RestartBroker,
         TerminateConnections,
         TerminateConnections,
+        RestartPostgres,
+        RestartPostgres,
     ];
     assert_eq!(kinds.len(), FAULTS);
     for i in (1..kinds.len()).rev() {
@@ -450,6 +456,8 @@ async fn undisturbed(sim: SimConfig, limit: Duration) -> (TestDb, Stored) {
 /// How the disturbed run went.
 struct Disturbed {
     db: TestDb,
+    /// The run's own server; dropped after its database.
+    _server: PgServer,
     published: FeedStats,
     injected: BTreeMap<Fault, u32>,
     terminated_connections: i64,
@@ -464,18 +472,24 @@ struct Disturbed {
 /// once publishing is over and every fault has been injected (the services still run).
 async fn publish_under_faults(
     sim: SimConfig,
-    broker: &mut Broker,
+    (broker, server): (&mut Broker, &PgServer),
     services: &mut Services,
-    client: &Client,
+    db: &TestDb,
+    client: &mut Client,
     deadline: Instant,
 ) -> (FeedStats, BTreeMap<Fault, u32>, i64) {
     let mut simulation = Simulation::new(sim).expect("a valid simulation");
-    let plan = schedule(FAULT_SEED, simulation.intervals());
+    let seed = std::env::var(SEED_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FAULT_SEED);
+    eprintln!("chaos: fault seed {seed}");
+    let plan = schedule(seed, simulation.intervals());
     let root = Config::default().mqtt.topic_root;
     let password = format!("{SIMULATOR_USER}{PASSWORD_SUFFIX}");
     // From here on the broker keeps everything published for ingest's and the purchases
     // consumer's persistent sessions, whichever process holds them.
-    wait_until_consuming(client, broker.port, SIMULATOR_USER, &password, &root)
+    wait_until_consuming(&*client, broker.port, SIMULATOR_USER, &password, &root)
         .await
         .expect("ingest and the purchases consumer subscribe");
     let options = FeedOptions {
@@ -507,8 +521,10 @@ async fn publish_under_faults(
             planned.after_intervals,
             planned.fault,
             match planned.fault {
-                Fault::KillIngest | Fault::KillDetector | Fault::KillApi =>
-                    format!(", down {:?}", planned.down),
+                Fault::KillIngest
+                | Fault::KillDetector
+                | Fault::KillApi
+                | Fault::RestartPostgres => format!(", down {:?}", planned.down),
                 _ => String::new(),
             }
         );
@@ -518,10 +534,14 @@ async fn publish_under_faults(
             Fault::KillDetector => services.detector.kill_and_restart(planned.down),
             Fault::KillApi => services.api.kill_and_restart(planned.down),
             Fault::RestartBroker => broker.restart(),
+            Fault::RestartPostgres => server.crash_and_restart(planned.down),
             Fault::TerminateConnections => {}
         });
-        if planned.fault == Fault::TerminateConnections {
-            terminated += terminate_connections(client).await;
+        match planned.fault {
+            Fault::TerminateConnections => terminated += terminate_connections(client).await,
+            // The test's own connection went down with the server.
+            Fault::RestartPostgres => *client = db.client().await,
+            _ => {}
         }
         *injected.entry(planned.fault).or_default() += 1;
     }
@@ -539,7 +559,8 @@ async fn publish_under_faults(
 async fn disturbed(sim: SimConfig, expected: &Stored, deadline: Instant) -> Disturbed {
     let started = Instant::now();
     let target = settled_target(&sim);
-    let db = TestDb::migrated().await;
+    let server = PgServer::start(&pgserver::bin_dir().await).await;
+    let db = TestDb::migrated_on(&server.url()).await;
     let mut broker = Broker::start();
     let mut client = db.client().await;
     let registry = Simulation::new(sim.clone())
@@ -550,8 +571,15 @@ async fn disturbed(sim: SimConfig, expected: &Stored, deadline: Instant) -> Dist
         .await
         .expect("the simulated registry is accepted");
     let mut services = Services::start(&db, &broker);
-    let (published, injected, terminated_connections) =
-        publish_under_faults(sim, &mut broker, &mut services, &client, deadline).await;
+    let (published, injected, terminated_connections) = publish_under_faults(
+        sim,
+        (&mut broker, &server),
+        &mut services,
+        &db,
+        &mut client,
+        deadline,
+    )
+    .await;
     for service in services.all() {
         assert!(
             service.running(),
@@ -589,6 +617,7 @@ async fn disturbed(sim: SimConfig, expected: &Stored, deadline: Instant) -> Dist
     drop(client);
     Disturbed {
         db,
+        _server: server,
         published,
         injected,
         terminated_connections,

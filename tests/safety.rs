@@ -26,5 +26,3 @@ mod fingerprint;
 mod migrations;
 #[path = "safety/seed.rs"]
 mod seed;
-#[path = "safety/server.rs"]
-mod server;

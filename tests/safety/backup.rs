@@ -16,8 +16,8 @@ use tokio_postgres::{Client, NoTls};
 use crate::commands::{applied_count, gridwatch, output, pg, pg_bin_dir, succeed};
 use crate::fingerprint::{assert_same_schema, columns, rows, schema};
 use crate::seed::{move_to, seed};
-use crate::server::Server;
 use crate::support::db::server_url;
+use crate::support::pgserver::PgServer;
 use crate::support::{unique_name, TempDir, TestDb};
 
 /// Where a database lives, as the PostgreSQL programs are told it (`-h -p -U`).
@@ -46,7 +46,7 @@ impl Target {
         }
     }
 
-    fn new_server(server: &Server) -> Target {
+    fn new_server(server: &PgServer) -> Target {
         Target {
             host: "127.0.0.1".to_owned(),
             port: server.port,
@@ -245,10 +245,7 @@ async fn a_backup_restores_into_a_new_database_with_every_row_and_an_intact_hist
     let target = Target::test_server();
     // Created by createdb below; dropped at the end like every test database.
     let name = unique_name("gwt_restored");
-    let restored = TestDb {
-        url: format!("{}/{name}", server_url()),
-        name,
-    };
+    let restored = TestDb::named(name);
     let out = restore(&bin, &backup, &target, &restored.name).await;
     assert_succeeded(&out, "pg_restore");
     assert_restored(&backup, &target, &restored.name).await;
@@ -259,7 +256,7 @@ async fn a_backup_restores_onto_a_new_server_once_its_roles_are_restored() {
     let bin = pg_bin_dir().await;
     let dir = TempDir::new("gw-backup");
     let backup = backed_up(&bin, &dir).await;
-    let server = Server::start(&bin).await;
+    let server = PgServer::start(&bin).await;
     let target = Target::new_server(&server);
 
     // The dump alone is not enough: the grants name roles the new server does not have.

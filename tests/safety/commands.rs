@@ -58,34 +58,7 @@ pub(crate) fn applied_count(stdout: &str) -> usize {
 /// else the Debian or RHEL layout, else `pg_config --bindir`. pg_dump refuses a server newer
 /// than itself, and a dump is best restored by the same version's pg_restore.
 pub(crate) async fn pg_bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GRIDWATCH_TEST_PG_BIN") {
-        return PathBuf::from(dir);
-    }
-    let url = format!("{}/postgres", crate::support::db::server_url());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL is reachable");
-    tokio::spawn(connection);
-    let version: String = admin
-        .query_one("SHOW server_version_num", &[])
-        .await
-        .expect("server version")
-        .get(0);
-    let major = version.parse::<u32>().expect("numeric version") / 10_000;
-    let candidates = [
-        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
-        PathBuf::from(format!("/usr/pgsql-{major}/bin")),
-    ];
-    if let Some(dir) = candidates.iter().find(|d| d.join("pg_dump").exists()) {
-        return dir.clone();
-    }
-    let out = std::process::Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL {major}'s programs not found: set GRIDWATCH_TEST_PG_BIN ({e})")
-        });
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    crate::support::pgserver::bin_dir().await
 }
 
 /// A PostgreSQL program from `bin`.

@@ -97,10 +97,7 @@ async fn migrate_commands_started_at_once_create_and_migrate_a_new_database_once
     // The database does not exist yet: every process tries to create it (CONTRACT section 8),
     // as services started together on a new server do.
     let name = unique_name("gwt");
-    let db = TestDb {
-        url: format!("{}/{name}", crate::support::db::server_url()),
-        name,
-    };
+    let db = TestDb::named(name);
     let outputs =
         futures_util::future::join_all((0..3).map(|_| output(gridwatch(&db.url, &["migrate"]))))
             .await;

@@ -13,30 +13,52 @@ pub fn server_url() -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// The server's URL, without a database name.
+    server: String,
 }
 
 impl TestDb {
     /// Creates an empty database.
     pub async fn new() -> TestDb {
+        TestDb::new_on(&server_url()).await
+    }
+
+    /// Creates an empty database on the server at `server` (a URL without database name).
+    pub async fn new_on(server: &str) -> TestDb {
         let name = super::unique_name("gwt");
-        let (admin, connection) =
-            tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls)
-                .await
-                .expect("PostgreSQL is reachable (see README: the test command starts it)");
+        let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), NoTls)
+            .await
+            .expect("PostgreSQL is reachable (see README: the test command starts it)");
         tokio::spawn(connection);
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
             .expect("test database can be created");
         TestDb {
+            url: format!("{server}/{name}"),
+            name,
+            server: server.to_owned(),
+        }
+    }
+
+    /// A database named `name` on the shared server that something else creates (a restore, a
+    /// `gridwatch migrate`), dropped like every test database.
+    pub fn named(name: String) -> TestDb {
+        TestDb {
             url: format!("{}/{name}", server_url()),
             name,
+            server: server_url(),
         }
     }
 
     /// Creates a database and applies every migration.
     pub async fn migrated() -> TestDb {
-        let db = TestDb::new().await;
+        TestDb::migrated_on(&server_url()).await
+    }
+
+    /// Creates a database on the server at `server` and applies every migration.
+    pub async fn migrated_on(server: &str) -> TestDb {
+        let db = TestDb::new_on(server).await;
         let mut client = db.client().await;
         gridwatch::db::migrate::run(&mut client)
             .await
@@ -74,6 +96,7 @@ impl Drop for TestDb {
             return;
         }
         let name = self.name.clone();
+        let server = self.server.clone();
         // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -84,7 +107,7 @@ impl Drop for TestDb {
             };
             rt.block_on(async move {
                 if let Ok((admin, connection)) =
-                    tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await
+                    tokio_postgres::connect(&format!("{server}/postgres"), NoTls).await
                 {
                     tokio::spawn(connection);
                     let _ = admin

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod db;
 pub mod ingest;
 pub mod layout;
+pub mod pgserver;
 pub mod process;
 pub mod publisher;
 pub mod registry;

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinSet;
@@ -24,6 +25,38 @@ pub enum Service {
     Api,
 }
 
+/// How long a starting service waits for an unreachable database (a server restarting, a
+/// network blip while the whole stack comes up) before it gives up and exits with the error.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Prepares the database (creation, migrations), retrying with backoff for
+/// [`DATABASE_PATIENCE`] while the failure is the connection's; any other failure (a wrong
+/// password, a migration refused) is returned at once.
+async fn prepare_patiently(config: &Config) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + DATABASE_PATIENCE;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let error = match db::prepare(&config.database_url, config.migrate_on_start).await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let connection_lost = error
+            .chain()
+            .filter_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+            .any(db::is_connection_error);
+        if !connection_lost || tokio::time::Instant::now() + backoff > deadline {
+            return Err(error.context("Failed to prepare the database"));
+        }
+        tracing::warn!(
+            error = format!("{error:#}"),
+            retry_in_ms = backoff.as_millis() as u64,
+            "The database is unreachable at start; retrying."
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Services running in this process.
 pub struct Running {
     /// Where HTTP is served (the API, or `/metrics` alone).
@@ -37,9 +70,7 @@ pub struct Running {
 /// Prepares the database (creation, migrations) and starts `services`. `/metrics` is served on
 /// the API's address when the API runs, else on the metrics address.
 pub async fn start(config: &Config, services: &[Service]) -> anyhow::Result<Running> {
-    db::prepare(&config.database_url, config.migrate_on_start)
-        .await
-        .context("Failed to prepare the database")?;
+    prepare_patiently(config).await?;
     let metrics = Arc::new(Metrics::new());
     let (trigger, stop) = shutdown::channel();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();

@@ -408,7 +408,7 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     // different malformed payload from one source. Good readings per second against (b), and
     // what the flood left on disk.
     let (flooded, sample_rows, counted, rejections_bytes) = {
-        let good = single_messages(args.messages, args.meters, now - day * 5);
+        let good = single_messages(args.messages, args.meters, now - day * 14);
         let mut messages = Vec::with_capacity(good.len() * 2);
         for (i, message) in good.into_iter().enumerate() {
             messages.push(message);

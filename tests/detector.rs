@@ -321,3 +321,71 @@ async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
         .await;
     assert!(withdrawn > 0, "kept, withdrawn, with its reason");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overrun_longer_than_the_week_judged_counts_every_unpaid_hour() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO licences (id, holder, registered_machines, machine_rated_w)
+               VALUES ('KZ-MIN-T2', 'Test farm', 20, 3250);
+             INSERT INTO meters (id, node_key, role, class, accuracy_pct, licence_key)
+               SELECT 'FARM-2', (SELECT node_key FROM nodes WHERE id = 'F2'), 'consumer',
+                      'mining', 0.5, licence_key FROM licences;",
+        )
+        .await
+        .expect("a licensed farm");
+    // Twelve days of a farm drawing 40 kW (960 kWh a day) that buys 900 kWh a day: 60 kWh a
+    // day unpaid, 2.5 kWh an hour, longer than the week the quota rule judges at each hour.
+    let days = 12;
+    let windows = days * 96;
+    let mut rows = registers(0, windows, |_| 0.0);
+    for w in 0..windows {
+        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+        rows.push(("FARM-2".to_string(), ts, 10_000 * (w as i64 + 1)));
+    }
+    rows.push(("FARM-2".to_string(), t0(), 0));
+    store(&db, &rows).await;
+    client
+        .execute(
+            "INSERT INTO purchases (id, licence_key, energy_wh, delivery_start, delivery_end,
+                                    price_kzt, profile, cap_wh, channel, submitted_by)
+             SELECT 'P-' || d, licence_key, 900000, $1::timestamptz + d * interval '1 day',
+                    $1::timestamptz + (d + 1) * interval '1 day', 0, 'flat', 1000000, 'http', 'test'
+             FROM licences, generate_series(0, $2::int - 1) AS d",
+            &[&t0(), &(days as i32)],
+        )
+        .await
+        .expect("purchases");
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let rows = client
+        .query(
+            "SELECT started_at, energy_wh,
+                    (SELECT max(evaluated_until) FROM detector_progress)
+             FROM anomalies WHERE kind = 'quota_overrun' AND NOT evidence ? 'withdrawn'",
+            &[],
+        )
+        .await
+        .expect("anomalies");
+    assert_eq!(rows.len(), 1, "one condition, one anomaly");
+    let started: chrono::DateTime<chrono::Utc> = rows[0].get(0);
+    let energy: i64 = rows[0].get(1);
+    let until: chrono::DateTime<chrono::Utc> = rows[0].get(2);
+    assert!(
+        started >= t0(),
+        "the condition starts with the data: {started}"
+    );
+    let hours = (until - started).num_hours() as f64;
+    assert!(
+        hours > 8.0 * 24.0,
+        "the condition outlasts the week judged: {hours} h"
+    );
+    let expected = 2_500.0 * hours;
+    assert!(
+        (energy as f64 - expected).abs() <= 0.03 * expected,
+        "{energy} Wh unpaid over {hours} h, expected about {expected:.0}"
+    );
+}

@@ -160,7 +160,13 @@ pub fn quota_overrun(
         .into_iter()
         .filter_map(|coarse| {
             let ongoing = last_flagged && coarse.end == n;
-            let span = refine(&z, coarse, slack, ongoing);
+            let mut span = refine(&z, coarse, slack, ongoing);
+            let began_before = span.start == 0;
+            // A condition starts at its first metered hour, not in the unknown hours before it
+            // (the period judged can begin before the farm's first reading).
+            while span.start < span.end && metered[span.start].is_none() {
+                span.start += 1;
+            }
             let idx = span.start..span.end;
             let m: f64 = idx.clone().filter_map(|i| metered[i]).sum();
             let b: f64 = idx.clone().filter(|i| metered[*i].is_some()).map(|i| bought[i]).sum();
@@ -174,7 +180,6 @@ pub fn quota_overrun(
             }
             let excess_pct = if b > 0.0 { 100.0 * unpaid / b } else { 100.0 };
             let threshold_pct = 100.0 * (accuracy + tolerance);
-            let began_before = span.start == 0;
             let daily: Vec<serde_json::Value> = idx
                 .clone()
                 .collect::<Vec<_>>()

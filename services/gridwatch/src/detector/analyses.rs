@@ -172,6 +172,9 @@ async fn licences(
                 accuracy,
                 &ctx.cfg.quota,
             );
+            for finding in &mut findings {
+                unpaid_since_its_start(tx, ctx, region, &keys, finding, end).await?;
+            }
             findings.extend(capacity_exceeded(
                 &licence_id,
                 region_id.as_ref(),
@@ -211,6 +214,97 @@ async fn licences(
         }
     }
     Ok(())
+}
+
+/// An overrun that began before the week judged grows while it lasts: its unpaid energy is
+/// metered minus bought since the start its anomaly already has (the registers give the metered
+/// energy over any period), not only over the week.
+async fn unpaid_since_its_start(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    keys: &[i32],
+    finding: &mut Finding,
+    period_end: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if finding.kind != gridwatch_detect::finding::Kind::QuotaOverrun
+        || finding.evidence["began_before_period"] != serde_json::Value::Bool(true)
+    {
+        return Ok(());
+    }
+    let Some(licence) = finding.licence.as_ref().map(LicenceId::to_string) else {
+        return Ok(());
+    };
+    let Some((start, _)) = standing(tx, region, finding).await? else {
+        return Ok(());
+    };
+    let end = finding.ended_at.unwrap_or(period_end);
+    if start >= finding.started_at || end <= start {
+        return Ok(());
+    }
+    // From the farm's first reading in the condition: hours before it metered nothing, and the
+    // quota rule counts purchases only for hours with metered energy.
+    let first: Option<DateTime<Utc>> = tx
+        .query_one(
+            "SELECT min(ts) FROM readings WHERE meter_key = ANY($1) AND ts >= $2 AND ts < $3",
+            &[&keys, &start, &end],
+        )
+        .await?
+        .get(0);
+    let Some(start) = first else {
+        return Ok(());
+    };
+    if end <= start {
+        return Ok(());
+    }
+    let whole = [Window { start, end }];
+    let energies =
+        super::readings::energies(tx, keys, &whole, Duration::hours(ctx.cfg.max_gap_hours)).await?;
+    let Some(metered) = keys
+        .iter()
+        .map(|k| energies.get(*k, 0))
+        .sum::<Option<f64>>()
+    else {
+        return Ok(());
+    };
+    let bought: f64 = bought_per_hour(tx, &licence, start, end)
+        .await?
+        .iter()
+        .map(|(_, b)| b)
+        .sum();
+    let unpaid = (metered - bought).max(0.0);
+    finding.energy_wh = finding.energy_wh.max(unpaid);
+    if let serde_json::Value::Object(map) = &mut finding.evidence {
+        map.insert("since_start_metered_wh".into(), metered.round().into());
+        map.insert("since_start_bought_wh".into(), bought.round().into());
+    }
+    Ok(())
+}
+
+/// The standing anomaly of `finding`'s kind and subject that covers its start: (start, energy).
+async fn standing(
+    tx: &Transaction<'_>,
+    region: &RegionInfo,
+    finding: &Finding,
+) -> Result<Option<(DateTime<Utc>, i64)>, tokio_postgres::Error> {
+    let row = tx
+        .query_opt(
+            "SELECT started_at, energy_wh FROM anomalies
+             WHERE kind = $1 AND region IS NOT DISTINCT FROM $2
+               AND meter IS NOT DISTINCT FROM $3 AND licence IS NOT DISTINCT FROM $4
+               AND started_at <= $5 AND (ended_at IS NULL OR ended_at >= $5)
+               AND NOT evidence ? 'withdrawn'
+             ORDER BY started_at LIMIT 1",
+            &[
+                &finding.kind.as_str(),
+                &Some(region.id.clone()),
+                &finding.meter.as_ref().map(MeterId::to_string),
+                &finding.licence.as_ref().map(LicenceId::to_string),
+                &finding.started_at,
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 /// A licence's purchases spread evenly over their delivery intervals, per hour of `[from, to)`.
@@ -479,25 +573,9 @@ async fn raise_finding(
     let mut started_at = finding.started_at;
     let mut energy_wh = finding.energy_wh.max(0.0);
     if finding.evidence["began_before_period"] == serde_json::Value::Bool(true) {
-        let existing = tx
-            .query_opt(
-                "SELECT started_at, energy_wh FROM anomalies
-                 WHERE kind = $1 AND region IS NOT DISTINCT FROM $2
-                   AND meter IS NOT DISTINCT FROM $3 AND licence IS NOT DISTINCT FROM $4
-                   AND started_at <= $5 AND (ended_at IS NULL OR ended_at >= $5)
-                 ORDER BY started_at LIMIT 1",
-                &[
-                    &finding.kind.as_str(),
-                    &Some(region.id.clone()),
-                    &finding.meter.as_ref().map(MeterId::to_string),
-                    &finding.licence.as_ref().map(LicenceId::to_string),
-                    &finding.started_at,
-                ],
-            )
-            .await?;
-        if let Some(row) = existing {
-            started_at = row.get(0);
-            energy_wh = energy_wh.max(row.get::<_, i64>(1) as f64);
+        if let Some((start, energy)) = standing(tx, region, finding).await? {
+            started_at = start;
+            energy_wh = energy_wh.max(energy as f64);
         }
     }
     let loss_kzt = energy_wh / 1000.0 * region.tariff_kzt_per_kwh;

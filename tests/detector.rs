@@ -389,3 +389,62 @@ async fn an_overrun_longer_than_the_week_judged_counts_every_unpaid_hour() {
         "{energy} Wh unpaid over {hours} h, expected about {expected:.0}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlicensed_mining_longer_than_the_profile_read_counts_its_whole_energy() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO meters (id, node_key, role, class, accuracy_pct)
+               SELECT 'RIG-1', node_key, 'consumer', 'household', 1.0 FROM nodes WHERE id = 'F2'",
+        )
+        .await
+        .expect("a household that will mine");
+    // A home like its neighbours for three days, then one 3,250 W machine around the clock for
+    // seventeen more: longer than the two weeks the daily analysis reads.
+    let days = 20;
+    let onset = 3 * 96;
+    let windows = days * 96;
+    let mut rows = registers(0, windows, |_| 0.0);
+    let mut register = 0.0;
+    rows.push(("RIG-1".to_string(), t0(), 0));
+    for w in 0..windows {
+        register += if w < onset { household_wh(7, w) } else { 812.5 };
+        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+        rows.push(("RIG-1".to_string(), ts, register.round() as i64));
+    }
+    store(&db, &rows).await;
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let rows = client
+        .query(
+            "SELECT started_at, ended_at, energy_wh, (evidence->>'excess_w')::float8,
+                    (evidence->>'analysed_until')::timestamptz
+             FROM anomalies WHERE kind = 'unlicensed_mining' AND meter = 'RIG-1'
+               AND NOT evidence ? 'withdrawn'",
+            &[],
+        )
+        .await
+        .expect("anomalies");
+    assert_eq!(rows.len(), 1, "one condition, one anomaly");
+    let started: DateTime<Utc> = rows[0].get(0);
+    let ended: Option<DateTime<Utc>> = rows[0].get(1);
+    let energy: i64 = rows[0].get(2);
+    let excess_w: f64 = rows[0].get(3);
+    let until: DateTime<Utc> = rows[0].get(4);
+    assert!(ended.is_none(), "still mining");
+    let onset_at = t0() + Duration::minutes(15 * onset as i64);
+    assert!(
+        (started - onset_at).num_hours().abs() <= 24,
+        "started {started}, the rig came on {onset_at}"
+    );
+    let hours = (until - started).num_seconds() as f64 / 3600.0;
+    assert!(hours > 14.0 * 24.0, "{hours} h: longer than the profile");
+    let expected = excess_w * hours;
+    assert!(
+        (energy as f64 - expected).abs() <= 0.02 * expected,
+        "{energy} Wh over {hours} h at {excess_w} W above the baseline"
+    );
+}

@@ -14,7 +14,7 @@ use tokio_postgres::Transaction;
 use gridwatch_core::registry::MeterClass;
 use gridwatch_core::{LicenceId, MeterId, RegionId};
 use gridwatch_detect::capacity::capacity_exceeded;
-use gridwatch_detect::finding::{severity, Finding};
+use gridwatch_detect::finding::{severity, Finding, Kind};
 use gridwatch_detect::mining::unlicensed_mining;
 use gridwatch_detect::profile::MeterProfile;
 use gridwatch_detect::quota::{quota_overrun, HourQuota};
@@ -227,7 +227,7 @@ async fn unpaid_since_its_start(
     finding: &mut Finding,
     period_end: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    if finding.kind != gridwatch_detect::finding::Kind::QuotaOverrun
+    if finding.kind != Kind::QuotaOverrun
         || finding.evidence["began_before_period"] != serde_json::Value::Bool(true)
     {
         return Ok(());
@@ -576,6 +576,15 @@ async fn raise_finding(
         if let Some((start, energy)) = standing(tx, region, finding).await? {
             started_at = start;
             energy_wh = energy_wh.max(energy as f64);
+            // A rig's excess power, estimated over the profile read, runs since the start its
+            // anomaly already has: the energy is that power over the whole condition.
+            let excess_w = finding.evidence["excess_w"].as_f64();
+            if let (Kind::UnlicensedMining, Some(excess_w), Some(until)) =
+                (finding.kind, excess_w, finding.ended_at.or(analysed_until))
+            {
+                let hours = (until - started_at).num_seconds().max(0) as f64 / 3600.0;
+                energy_wh = energy_wh.max(excess_w.max(0.0) * hours);
+            }
         }
     }
     let loss_kzt = energy_wh / 1000.0 * region.tariff_kzt_per_kwh;

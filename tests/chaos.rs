@@ -34,6 +34,7 @@ use gridwatch_sim::{SimConfig, Simulation};
 use tokio_postgres::Client;
 
 use support::broker::{PASSWORD_SUFFIX, SIMULATOR_USER};
+use support::cases::{case_lines, cases, has_case};
 use support::layout::{run_with, Instance, Layout};
 use support::pgserver::{self, PgServer};
 use support::process::ServiceProcess;
@@ -314,67 +315,6 @@ async fn stored(client: &Client) -> Stored {
         purchases_digest: purchases.get(1),
         refused_purchases: purchases.get(2),
     }
-}
-
-/// What identifies a case: kind, region, node, meter, licence, start and end.
-type CaseKey = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
-
-/// A case on one line: `diversion east-kz EK-F-001 2025-01-15T00:00:00Z..2025-01-16T00:00:00Z`.
-fn case_line(key: &CaseKey) -> String {
-    let subject = [&key.2, &key.3, &key.4]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let end = key.6.map_or("open".to_owned(), |t| t.to_rfc3339());
-    format!(
-        "{} {} {subject} {}..{end}",
-        key.0,
-        key.1.as_deref().unwrap_or("-"),
-        key.5.to_rfc3339()
-    )
-}
-
-fn case_lines<'a>(keys: impl IntoIterator<Item = &'a CaseKey>) -> String {
-    keys.into_iter()
-        .map(|k| format!("\n  {}", case_line(k)))
-        .collect()
-}
-
-/// The anomalies that stand (withdrawn ones are excluded from both runs alike), by case, with
-/// their energies: a case raised twice shows as two energies under one key.
-async fn cases(client: &Client) -> BTreeMap<CaseKey, Vec<i64>> {
-    let rows = client
-        .query(
-            "SELECT kind, region, node, meter, licence, started_at, ended_at, energy_wh
-             FROM anomalies WHERE NOT evidence ? 'withdrawn'",
-            &[],
-        )
-        .await
-        .expect("anomalies");
-    let mut cases: BTreeMap<CaseKey, Vec<i64>> = BTreeMap::new();
-    for r in &rows {
-        let key = (
-            r.get(0),
-            r.get(1),
-            r.get(2),
-            r.get(3),
-            r.get(4),
-            r.get(5),
-            r.get(6),
-        );
-        cases.entry(key).or_default().push(r.get(7));
-    }
-    cases
 }
 
 /// The end of the last window the detector must have evaluated once everything is stored.
@@ -658,15 +598,9 @@ async fn killed_and_disconnected_services_store_every_reading_once_and_find_the_
 
     let expected_cases = cases(&reference_client).await;
     let found_cases = cases(&chaos_client).await;
-    let found = |kind: &str, node: Option<&str>, licence: Option<&str>| {
-        expected_cases.keys().any(|k| {
-            k.0 == kind
-                && (node.is_none() || k.2.as_deref() == node)
-                && (licence.is_none() || k.4.as_deref() == licence)
-        })
-    };
     assert!(
-        found("diversion", Some("EK-F-001"), None) && found("quota_overrun", None, Some("KZ-MIN-001")),
+        has_case(&expected_cases, "diversion", Some("EK-F-001"), None)
+            && has_case(&expected_cases, "quota_overrun", None, Some("KZ-MIN-001")),
         "the injected thefts are found undisturbed, or the comparison proves little: {expected_cases:#?}"
     );
     let twice: Vec<_> = found_cases.iter().filter(|(_, e)| e.len() > 1).collect();

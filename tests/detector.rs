@@ -258,28 +258,57 @@ async fn late_readings_correct_the_anomaly_and_a_restarted_detector_creates_no_d
     assert!(history >= 2, "creation and updates are chained: {history}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
-    let db = TestDb::migrated().await;
-    seed_grid(&db).await;
-    let client = db.client().await;
-    client
+/// A farm licensed for 20 machines, metered by `FARM` (class 0.5) under feeder F2.
+async fn add_farm(db: &TestDb) {
+    db.client()
+        .await
         .batch_execute(
             "INSERT INTO licences (id, holder, registered_machines, machine_rated_w)
-               VALUES ('KZ-MIN-T1', 'Test farm', 20, 3250);
+               VALUES ('KZ-MIN-T', 'Test farm', 20, 3250);
              INSERT INTO meters (id, node_key, role, class, accuracy_pct, licence_key)
-               SELECT 'FARM-1', (SELECT node_key FROM nodes WHERE id = 'F2'), 'consumer',
+               SELECT 'FARM', (SELECT node_key FROM nodes WHERE id = 'F2'), 'consumer',
                       'mining', 0.5, licence_key FROM licences;",
         )
         .await
         .expect("a licensed farm");
+}
+
+/// The farm's register drawing 40 kW (10 kWh a window), read at the boundaries of windows
+/// `from` to `to`.
+fn farm_registers(from: usize, to: usize) -> Vec<(String, DateTime<Utc>, i64)> {
+    (from..=to)
+        .map(|w| {
+            let ts = t0() + Duration::minutes(15 * w as i64);
+            ("FARM".to_string(), ts, 10_000 * w as i64)
+        })
+        .collect()
+}
+
+/// The farm buys `wh` a day, delivered evenly over each of its first `days` days.
+async fn buy_daily(db: &TestDb, wh: i64, days: usize) {
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO purchases (id, licence_key, energy_wh, delivery_start, delivery_end,
+                                    price_kzt, profile, cap_wh, channel, submitted_by)
+             SELECT 'P-' || d, licence_key, $2, $1::timestamptz + d * interval '1 day',
+                    $1::timestamptz + (d + 1) * interval '1 day', 0, 'flat', 1000000, 'http', 'test'
+             FROM licences, generate_series(0, $3::int - 1) AS d",
+            &[&t0(), &wh, &(days as i32)],
+        )
+        .await
+        .expect("purchases");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    add_farm(&db).await;
     // The farm draws 40 kW (10 kWh a window) and nothing is bought yet: the market feed is down.
     let with_farm = |from: usize, to: usize| {
         let mut rows = registers(from, to, |_| 0.0);
-        for w in from.saturating_sub(1)..to {
-            let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
-            rows.push(("FARM-1".to_string(), ts, 10_000 * (w as i64 + 1)));
-        }
+        rows.extend(farm_registers(from, to));
         rows
     };
     let first = 2 * 96 + 8;
@@ -294,17 +323,7 @@ async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
     );
 
     // The purchases arrive late: 1 MWh a day covers 960 kWh of use.
-    client
-        .execute(
-            "INSERT INTO purchases (id, licence_key, energy_wh, delivery_start, delivery_end,
-                                    price_kzt, profile, cap_wh, channel, submitted_by)
-             SELECT 'P-' || d, licence_key, 1000000, $1::timestamptz + d * interval '1 day',
-                    $1::timestamptz + (d + 1) * interval '1 day', 0, 'flat', 1000000, 'http', 'test'
-             FROM licences, generate_series(0, 3) AS d",
-            &[&t0()],
-        )
-        .await
-        .expect("purchases");
+    buy_daily(&db, 1_000_000, 4).await;
     // The next hours' readings make the detector judge the licence's period again.
     store(&db, &with_farm(first, first + 8)).await;
     run_detector(&mut detector, &db).await;
@@ -327,38 +346,15 @@ async fn an_overrun_longer_than_the_week_judged_counts_every_unpaid_hour() {
     let db = TestDb::migrated().await;
     seed_grid(&db).await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "INSERT INTO licences (id, holder, registered_machines, machine_rated_w)
-               VALUES ('KZ-MIN-T2', 'Test farm', 20, 3250);
-             INSERT INTO meters (id, node_key, role, class, accuracy_pct, licence_key)
-               SELECT 'FARM-2', (SELECT node_key FROM nodes WHERE id = 'F2'), 'consumer',
-                      'mining', 0.5, licence_key FROM licences;",
-        )
-        .await
-        .expect("a licensed farm");
+    add_farm(&db).await;
     // Twelve days of a farm drawing 40 kW (960 kWh a day) that buys 900 kWh a day: 60 kWh a
     // day unpaid, 2.5 kWh an hour, longer than the week the quota rule judges at each hour.
     let days = 12;
     let windows = days * 96;
     let mut rows = registers(0, windows, |_| 0.0);
-    for w in 0..windows {
-        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
-        rows.push(("FARM-2".to_string(), ts, 10_000 * (w as i64 + 1)));
-    }
-    rows.push(("FARM-2".to_string(), t0(), 0));
+    rows.extend(farm_registers(0, windows));
     store(&db, &rows).await;
-    client
-        .execute(
-            "INSERT INTO purchases (id, licence_key, energy_wh, delivery_start, delivery_end,
-                                    price_kzt, profile, cap_wh, channel, submitted_by)
-             SELECT 'P-' || d, licence_key, 900000, $1::timestamptz + d * interval '1 day',
-                    $1::timestamptz + (d + 1) * interval '1 day', 0, 'flat', 1000000, 'http', 'test'
-             FROM licences, generate_series(0, $2::int - 1) AS d",
-            &[&t0(), &(days as i32)],
-        )
-        .await
-        .expect("purchases");
+    buy_daily(&db, 900_000, days).await;
     let mut detector = detector_for(&db);
     run_detector(&mut detector, &db).await;
     let rows = client

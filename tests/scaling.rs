@@ -10,10 +10,8 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use gridwatch::config::Config;
 use gridwatch::metrics::Metrics;
 use gridwatch::services::Service;
@@ -21,6 +19,7 @@ use gridwatch_core::ids::RegionId;
 use gridwatch_sim::config::RegionConfig;
 use gridwatch_sim::SimConfig;
 use prometheus::core::Collector;
+use support::cases::{cases, has_case};
 use support::layout::{run_with, Instance, Layout};
 use support::scenario::Outcome;
 use support::unique_name;
@@ -134,49 +133,6 @@ fn open_gauge_sum(metrics: &Metrics) -> i64 {
         .sum()
 }
 
-/// What identifies a case: kind, region, node, meter, licence, start and end.
-type CaseKey = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
-
-/// The anomalies that stand (withdrawn ones are excluded on both sides alike), by case, with
-/// their energy.
-async fn cases(outcome: &Outcome) -> BTreeMap<CaseKey, i64> {
-    let regions: HashMap<String, Option<String>> = outcome
-        .db
-        .client()
-        .await
-        .query("SELECT id, region FROM anomalies", &[])
-        .await
-        .expect("anomaly regions")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    outcome
-        .anomalies
-        .iter()
-        .filter(|a| !a.withdrawn)
-        .map(|a| {
-            let key = (
-                a.kind.clone(),
-                regions.get(&a.id).cloned().flatten(),
-                a.node.clone(),
-                a.meter.clone(),
-                a.licence.clone(),
-                a.started_at,
-                a.ended_at,
-            );
-            (key, a.energy_wh)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_ingest_and_detectors_find_what_one_instance_of_each_finds() {
     let started = Instant::now();
@@ -211,20 +167,13 @@ async fn sharded_ingest_and_detectors_find_what_one_instance_of_each_finds() {
     // The shared subscription stored every reading once, as the single instance did.
     assert_eq!(stored(&together).await, stored(&spread).await);
 
-    let one = cases(&together).await;
-    let two = cases(&spread).await;
+    let one = cases(&together.db.client().await).await;
+    let two = cases(&spread.db.client().await).await;
     // The injected thefts are among the cases compared, in both regions.
-    let found = |kind: &str, node: Option<&str>, licence: Option<&str>| {
-        one.keys().any(|k| {
-            k.0 == kind
-                && (node.is_none() || k.2.as_deref() == node)
-                && (licence.is_none() || k.4.as_deref() == licence)
-        })
-    };
     assert!(
-        found("diversion", Some("EK-F-001"), None)
-            && found("diversion", Some("PV-F-002"), None)
-            && found("quota_overrun", None, Some("KZ-MIN-003")),
+        has_case(&one, "diversion", Some("EK-F-001"), None)
+            && has_case(&one, "diversion", Some("PV-F-002"), None)
+            && has_case(&one, "quota_overrun", None, Some("KZ-MIN-003")),
         "the injected thefts are found, or the comparison proves little: {one:#?}"
     );
     let only_one: Vec<_> = one.keys().filter(|k| !two.contains_key(*k)).collect();
@@ -237,8 +186,8 @@ async fn sharded_ingest_and_detectors_find_what_one_instance_of_each_finds() {
     // computed by the same code over the same stored readings in the same window order whichever
     // process owns the region, so a shard changes where the arithmetic runs, not its result.
     for (key, energy) in &one {
-        let other = two[key];
-        assert_eq!(*energy, other, "{key:?}: {energy} Wh vs {other} Wh");
+        let other = &two[key];
+        assert_eq!(energy, other, "{key:?}: {energy:?} Wh vs {other:?} Wh");
     }
     eprintln!("{} cases agree", one.len());
 

@@ -13,11 +13,11 @@ use gridwatch::anomalies::transition::Status;
 use tokio::process::Command;
 use tokio_postgres::{Client, NoTls};
 
-use crate::commands::{applied_count, gridwatch, output, pg, pg_bin_dir, succeed};
+use crate::commands::{applied_count, assert_succeeded, gridwatch, output, pg, succeed};
 use crate::fingerprint::{assert_same_schema, columns, rows, schema};
 use crate::seed::{move_to, seed};
 use crate::support::db::server_url;
-use crate::support::pgserver::PgServer;
+use crate::support::pgserver::{bin_dir, PgServer};
 use crate::support::{unique_name, TempDir, TestDb};
 
 /// Where a database lives, as the PostgreSQL programs are told it (`-h -p -U`).
@@ -188,16 +188,6 @@ async fn restore(bin: &Path, backup: &Backup, target: &Target, database: &str) -
     output(pg_restore).await
 }
 
-fn assert_succeeded(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What must hold of a restored database: every row, the same schema, grants and owners, an
 /// intact history with the same head, and it keeps working (migrate has nothing to do, the next
 /// history entry continues the chain and its numbering).
@@ -239,7 +229,7 @@ async fn assert_restored(backup: &Backup, target: &Target, database: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_restores_into_a_new_database_with_every_row_and_an_intact_history() {
-    let bin = pg_bin_dir().await;
+    let bin = bin_dir().await;
     let dir = TempDir::new("gw-backup");
     let backup = backed_up(&bin, &dir).await;
     let target = Target::test_server();
@@ -253,7 +243,7 @@ async fn a_backup_restores_into_a_new_database_with_every_row_and_an_intact_hist
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_restores_onto_a_new_server_once_its_roles_are_restored() {
-    let bin = pg_bin_dir().await;
+    let bin = bin_dir().await;
     let dir = TempDir::new("gw-backup");
     let backup = backed_up(&bin, &dir).await;
     let server = PgServer::start(&bin).await;

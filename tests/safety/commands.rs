@@ -1,7 +1,7 @@
 //! Running programs as an operator would: `gridwatch` itself and PostgreSQL's tools, each bounded
 //! in time and killed if it overruns.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -24,6 +24,12 @@ pub(crate) async fn output(mut command: Command) -> Output {
 pub(crate) async fn succeed(command: Command) -> String {
     let what = format!("{:?}", command.as_std());
     let out = output(command).await;
+    assert_succeeded(&out, &what);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Panics, with what it printed, unless `what` exited successfully.
+pub(crate) fn assert_succeeded(out: &std::process::Output, what: &str) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}{}",
@@ -31,7 +37,6 @@ pub(crate) async fn succeed(command: Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `gridwatch <args>` against the database at `database_url`.
@@ -52,13 +57,6 @@ pub(crate) fn applied_count(stdout: &str) -> usize {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("gridwatch migrate printed no count: {stdout:?}"))
-}
-
-/// Where PostgreSQL's programs of the test server's major version live: `GRIDWATCH_TEST_PG_BIN`,
-/// else the Debian or RHEL layout, else `pg_config --bindir`. pg_dump refuses a server newer
-/// than itself, and a dump is best restored by the same version's pg_restore.
-pub(crate) async fn pg_bin_dir() -> PathBuf {
-    crate::support::pgserver::bin_dir().await
 }
 
 /// A PostgreSQL program from `bin`.

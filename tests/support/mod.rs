@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod cases;
 pub mod db;
 pub mod ingest;
 pub mod layout;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::TempDir;
 
-/// The directory of PostgreSQL's programs matching the shared server's major version
-/// (`GRIDWATCH_TEST_PG_BIN` overrides it).
+/// Where PostgreSQL's programs of the shared server's major version live: `GRIDWATCH_TEST_PG_BIN`,
+/// else the Debian or RHEL layout, else `pg_config --bindir`. pg_dump refuses a server newer
+/// than itself, and a dump is best restored by the same version's pg_restore.
 pub async fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("GRIDWATCH_TEST_PG_BIN") {
         return PathBuf::from(dir);

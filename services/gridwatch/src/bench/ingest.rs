@@ -292,6 +292,28 @@ async fn wait_stored(
     }
 }
 
+/// Publishes `messages` over `publishers` fresh connections labelled `label` and waits until
+/// `readings` more readings are stored; returns readings stored per second from the first
+/// publish.
+async fn publish_until_stored(
+    client: &tokio_postgres::Client,
+    (port, password): (u16, &str),
+    publishers: usize,
+    label: &str,
+    messages: Vec<Message>,
+    readings: u64,
+) -> anyhow::Result<f64> {
+    let before = stored(client).await?;
+    let mut connections = publish::connect(port, SIMULATOR_USER, password, publishers, label);
+    let started = Instant::now();
+    publish::publish_all(&mut connections, messages, None).await?;
+    let done = wait_stored(client, before + readings, Duration::from_secs(600)).await?;
+    for p in connections {
+        p.close().await;
+    }
+    Ok(readings as f64 / (done - started).as_secs_f64())
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     let ingest_password = format!("bench-{}", rand::random::<u64>());
@@ -376,29 +398,15 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     let child = Child::start(&["ingest"], &db_url, &mqtt_url, "bench-ingest").await?;
 
     // (b) End to end, one reading per message.
-    let single = {
-        let messages = single_messages(args.messages, args.meters, now - day * 10);
-        let before = stored(&client).await?;
-        let mut publishers = publish::connect(
-            broker.port,
-            SIMULATOR_USER,
-            &simulator_password,
-            args.publishers,
-            "b",
-        );
-        let started = Instant::now();
-        publish::publish_all(&mut publishers, messages, None).await?;
-        let done = wait_stored(
-            &client,
-            before + args.messages as u64,
-            Duration::from_secs(600),
-        )
-        .await?;
-        for p in publishers {
-            p.close().await;
-        }
-        args.messages as f64 / (done - started).as_secs_f64()
-    };
+    let single = publish_until_stored(
+        &client,
+        (broker.port, &simulator_password),
+        args.publishers,
+        "b",
+        single_messages(args.messages, args.meters, now - day * 10),
+        args.messages as u64,
+    )
+    .await?;
     println!(
         "(b) end to end, 1 reading/message:   {single:>10.0} readings/s  ({:.2} x (a); target >= 0.85)",
         single / ceiling
@@ -417,25 +425,15 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
                 Bytes::from(format!("{{\"garbage\": {i}, \"padding\": \"{:0>120}\"", i)),
             ));
         }
-        let before = stored(&client).await?;
-        let mut publishers = publish::connect(
-            broker.port,
-            SIMULATOR_USER,
-            &simulator_password,
+        let rate = publish_until_stored(
+            &client,
+            (broker.port, &simulator_password),
             args.publishers,
             "g",
-        );
-        let started = Instant::now();
-        publish::publish_all(&mut publishers, messages, None).await?;
-        let done = wait_stored(
-            &client,
-            before + args.messages as u64,
-            Duration::from_secs(600),
+            messages,
+            args.messages as u64,
         )
         .await?;
-        for p in publishers {
-            p.close().await;
-        }
         let deadline = Instant::now() + Duration::from_secs(120);
         let counted = loop {
             let counted: i64 = client
@@ -458,12 +456,7 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
                 &[],
             )
             .await?;
-        (
-            args.messages as f64 / (done - started).as_secs_f64(),
-            row.get::<_, i64>(0),
-            counted,
-            row.get::<_, i64>(1),
-        )
+        (rate, row.get::<_, i64>(0), counted, row.get::<_, i64>(1))
     };
     println!(
         "(g) (b) with a garbage flood (1:1):  {flooded:>10.0} good readings/s  ({:.2} x (b)); {counted} rejections counted, {sample_rows} kept row by row, rejections table {:.1} MB",
@@ -472,34 +465,20 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
     );
 
     // (c) End to end, gateway arrays.
-    let arrays = {
-        let messages = gateway_messages(
+    let arrays = publish_until_stored(
+        &client,
+        (broker.port, &simulator_password),
+        args.publishers,
+        "c",
+        gateway_messages(
             args.gateway_readings,
             args.array,
             args.meters,
             now - day * 7,
-        );
-        let before = stored(&client).await?;
-        let mut publishers = publish::connect(
-            broker.port,
-            SIMULATOR_USER,
-            &simulator_password,
-            args.publishers,
-            "c",
-        );
-        let started = Instant::now();
-        publish::publish_all(&mut publishers, messages, None).await?;
-        let done = wait_stored(
-            &client,
-            before + args.gateway_readings as u64,
-            Duration::from_secs(600),
-        )
-        .await?;
-        for p in publishers {
-            p.close().await;
-        }
-        args.gateway_readings as f64 / (done - started).as_secs_f64()
-    };
+        ),
+        args.gateway_readings as u64,
+    )
+    .await?;
 
     // (e) Latency at half of (b): readings stamped with their publish time.
     let (p50, p99, paced_rate) = {

@@ -363,10 +363,13 @@ async fn withdraw(
         Subject::Licence(id) => ("licence", id),
     };
     let (condition, at) = match scope {
-        Scope::StartedFrom(from) => ("a.started_at >= $3::timestamptz", from),
+        Scope::StartedFrom(from) => ("a.started_at >= $3::timestamptz".to_owned(), from),
         Scope::AnalysedUntil(day_end) => (
-            "a.evidence ->> 'analysed_until'
-                 = to_char($3::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            format!(
+                "a.evidence ->> '{}'
+                     = to_char($3::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                super::analyses::ANALYSED_UNTIL
+            ),
             day_end,
         ),
     };

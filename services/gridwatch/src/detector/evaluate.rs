@@ -157,9 +157,10 @@ pub async fn evaluate(
             // scale of an interpolated or imputed window (per day, so that it does not depend
             // on where a run of windows starts). A meter without that day (a young deployment,
             // a new meter) is measured over the day before each window instead.
-            let day_start = window_number(&ctx.spec, w.start)
-                - (w.start - day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()).num_seconds()
-                    / ctx.spec.seconds;
+            let day_start = window_number(
+                &ctx.spec,
+                day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+            );
             variability = meter_keys
                 .iter()
                 .filter_map(|&key| Some((key, rs.series.variability(key, day_start)?)))

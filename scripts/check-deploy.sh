@@ -352,14 +352,17 @@ for path in dashboards:
                 sql_queries.append({"where": where, "sql": sql,
                                     "vars": {n: variables[n] for n in used if n in variables},
                                     "columns": p.get("title") == "Anomalies" and "anomalies" in sql})
-    # The auditors' evidence links.
+    # The auditors' links open the anomaly on the web page (which asks for a token), never the
+    # JSON API (which answers 401 to a browser).
     for p in panels:
-        if p.get("title") == "Anomalies":
-            links = [prop["value"] for o in p["fieldConfig"]["overrides"] if o["matcher"]["options"] == "id"
-                     for prop in o["properties"] if prop["id"] == "links"]
-            urls = [l["url"] for ls in links for l in ls]
-            if not any("${api_base_url}" in u and "/anomalies/${__data.fields.id}" in u for u in urls) or "api_base_url" not in variables:
-                dash_problems.append(f"{path}: the anomalies table must link id to ${{api_base_url}}/anomalies/${{__data.fields.id}}")
+        links = [prop["value"] for o in (p.get("fieldConfig") or {}).get("overrides", []) if o["matcher"]["options"] == "id"
+                 for prop in o["properties"] if prop["id"] == "links"]
+        urls = [l["url"] for ls in links for l in ls]
+        if any("/anomalies/" in u or "/api/" in u for u in urls):
+            dash_problems.append(f"{path} panel {p.get('id')}: an id links to the JSON API, which needs a bearer token: link to ${{web_base_url}}/#anomaly=${{__data.fields.id}}")
+        if p.get("title") == "Anomalies" and path.endswith("auditors.json"):
+            if "${web_base_url}/#anomaly=${__data.fields.id}" not in urls or "web_base_url" not in variables:
+                dash_problems.append(f"{path}: the anomalies table must link id to ${{web_base_url}}/#anomaly=${{__data.fields.id}}")
 check(dashboards and not dash_problems,
       f"{len(dashboards)} dashboards: uid, title, schemaVersion, provisioned data sources, metric names and labels",
       "; ".join(dash_problems))
@@ -373,12 +376,7 @@ ok(f"{len(dash_rules)} PromQL and {len(sql_queries)} SQL dashboard queries colle
 source = ""
 for path in glob.glob("services/**/*.rs", recursive=True):
     source += open(path).read() + "\n"
-ENV_KNOWN = set(re.findall(r'"(GRIDWATCH_[A-Z0-9_]+)"', source))
-# Announced by the issues being implemented; the check warns until the source reads them.
-ENV_PENDING = {"GRIDWATCH_DETECTOR_REGIONS"}
-for name in sorted(ENV_PENDING - ENV_KNOWN):
-    print(f"  note  {name} is used by the deployment files but not read by services/ yet")
-ENV_OK = ENV_KNOWN | ENV_PENDING
+ENV_OK = set(re.findall(r'"(GRIDWATCH_[A-Z0-9_]+)"', source))
 not_exported = sorted(n for n in METRICS if n != "up" and not n.endswith(("_bucket", "_sum", "_count"))
                       and f'"{n}"' not in source)
 if not_exported:
@@ -422,6 +420,16 @@ def served_port(command, env):
     return addr_port(env.get(key, DEFAULTS[key]))
 
 JOB_OF = {"run": "gridwatch", "ingest": "gridwatch-ingest", "detect": "gridwatch-detect", "api": "gridwatch-api"}
+
+# Least privilege (migrations/0005_roles.sql, docs/runbook.md "Database roles"): only `gridwatch
+# migrate` connects as the schema's owner; each service connects as its own login role, a member of
+# its group role, and never migrates (its role may not change the schema).
+LOGIN_OF = {"run": "gridwatch_run_login", "ingest": "gridwatch_ingest_login",
+            "detect": "gridwatch_detector_login", "api": "gridwatch_api_login"}
+
+def db_user(url):
+    m = re.match(r"postgres(?:ql)?://([^:@/]+)[:@]", str(url))
+    return m.group(1) if m else None
 
 def pinned(image):
     name, _, tag = image.rpartition(":")
@@ -526,7 +534,21 @@ if not ds_env <= gf_env:
 gf_mounts = {env_default(v).split(":")[1]: os.path.normpath(os.path.join(compose_dir, env_default(v).split(":")[0])) for v in grafana.get("volumes", []) if env_default(v).startswith(".")}
 if gf_mounts.get(DASH_PATH) != "dashboards" or gf_mounts.get("/etc/grafana/provisioning") != "deploy/grafana/provisioning":
     problems.append("grafana must mount dashboards/ at the provider's path and deploy/grafana/provisioning")
-check(not problems, f"docker-compose.yml: {len(services)} services, pinned images, ports, health checks, targets, mounts, environment", "; ".join(problems))
+roles_init = open(f"{compose_dir}/postgres-init/20-service-roles.sh").read()
+owner = str((services.get("postgres", {}).get("environment") or {}).get("POSTGRES_USER"))
+for name, (command, env) in gw_services.items():
+    user = db_user(env.get("GRIDWATCH_DATABASE_URL", ""))
+    if command == "migrate":
+        if user != owner:
+            problems.append(f"{name}: migrates as {user}, not as the schema's owner {owner}")
+    elif command in LOGIN_OF:
+        if user != LOGIN_OF[command]:
+            problems.append(f"{name}: connects as {user}, not as its own login role {LOGIN_OF[command]}")
+        elif f"'{user}'" not in roles_init:
+            problems.append(f"{name}: login role {user} is not created by postgres-init/20-service-roles.sh")
+        if env.get("GRIDWATCH_MIGRATE") != "false":
+            problems.append(f"{name}: must not migrate (GRIDWATCH_MIGRATE=false): its role cannot change the schema")
+check(not problems, f"docker-compose.yml: {len(services)} services, pinned images, ports, health checks, targets, mounts, environment, a database role per service", "; ".join(problems))
 
 # ---------------------------------------------------------------- Prometheus file_sd targets
 problems = []
@@ -574,17 +596,42 @@ kust = next(d for p, d in k8s_docs if d.get("kind") == "Kustomization")
 listed = set(kust["resources"])
 for path in sorted(glob.glob("deploy/k8s/*.yaml")):
     base = os.path.basename(path)
-    if base not in ("kustomization.yaml", "secret.example.yaml") and base not in listed:
+    if base not in ("kustomization.yaml", "secret.example.yaml", "migrate-job.yaml") and base not in listed:
         problems.append(f"{base} is not in kustomization.yaml")
 for r in listed:
     if not os.path.exists(f"deploy/k8s/{r}"):
         problems.append(f"kustomization.yaml lists missing {r}")
 secret = next((d for p, d in k8s_docs if d.get("kind") == "Secret"), {})
 secret_keys = set((secret.get("stringData") or {}).keys())
+# One database URL per service, each its own login role; the owner's only for the migrate Job.
+SECRET_KEY_OF = {"ingest": "database-url-ingest", "detect": "database-url-detect", "api": "database-url-api"}
+for command, key in SECRET_KEY_OF.items():
+    user = db_user((secret.get("stringData") or {}).get(key, ""))
+    if user != LOGIN_OF[command]:
+        problems.append(f"secret.example.yaml: {key} connects as {user}, not {LOGIN_OF[command]}")
+migrate_user = db_user((secret.get("stringData") or {}).get("database-url-migrate", ""))
+if not migrate_user or migrate_user in LOGIN_OF.values():
+    problems.append("secret.example.yaml: database-url-migrate must name the schema's owner")
+jobs = [d for p, d in k8s_docs if d.get("kind") == "Job"]
+migrate_jobs = [j for j in jobs if j["spec"]["template"]["spec"]["containers"][0].get("args", [])[-1:] == ["migrate"]]
+if len(migrate_jobs) != 1:
+    problems.append("deploy/k8s needs one Job running `gridwatch migrate` (migrate-job.yaml)")
+for job in migrate_jobs:
+    spec = job["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    ref = next(((e.get("valueFrom") or {}).get("secretKeyRef") or {} for e in c.get("env", []) if e["name"] == "GRIDWATCH_DATABASE_URL"), {})
+    if ref.get("name") != "gridwatch-secrets" or ref.get("key") != "database-url-migrate":
+        problems.append(f"job {job['metadata']['name']}: GRIDWATCH_DATABASE_URL must come from gridwatch-secrets/database-url-migrate")
+    if c["image"] != gw_image:
+        problems.append(f"job {job['metadata']['name']}: image {c['image']} differs from compose's {gw_image}")
+    if not (spec.get("securityContext") or {}).get("runAsNonRoot") or spec.get("restartPolicy") not in ("OnFailure", "Never"):
+        problems.append(f"job {job['metadata']['name']}: pods must run as non-root, restartPolicy OnFailure or Never")
 configmap = next(d for p, d in k8s_docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "gridwatch-config")
 toml_text = configmap["data"]["gridwatch.toml"]
 toml_cfg = tomllib.loads(toml_text)
 check_toml(toml_cfg, "Config", "configmap gridwatch.toml", problems)
+if toml_cfg.get("migrate_on_start", True) is not False:
+    problems.append("configmap gridwatch.toml: migrate_on_start must be false (the services' roles cannot change the schema; the migrate Job does)")
 cm_env = {"GRIDWATCH_HTTP_ADDR": toml_cfg.get("http_addr", DEFAULTS["GRIDWATCH_HTTP_ADDR"]),
           "GRIDWATCH_METRICS_ADDR": toml_cfg.get("metrics_addr", DEFAULTS["GRIDWATCH_METRICS_ADDR"])}
 workloads = [(p, d) for p, d in k8s_docs if d.get("kind") in ("Deployment", "StatefulSet")]
@@ -623,6 +670,11 @@ for path, d in workloads:
                 problems.append(f"{name}: {key} refers to secret key {ref['name']}/{ref['key']}, not in secret.example.yaml")
             if "value" in e:
                 env[key] = e["value"]
+        db_ref = ((env_items.get("GRIDWATCH_DATABASE_URL", {}).get("valueFrom") or {}).get("secretKeyRef") or {})
+        if command in SECRET_KEY_OF and db_ref.get("key") != SECRET_KEY_OF[command]:
+            problems.append(f"{name}: GRIDWATCH_DATABASE_URL must come from secret key {SECRET_KEY_OF[command]} (its own login role)")
+        if str(env.get("GRIDWATCH_MIGRATE", "false")).lower() != "false":
+            problems.append(f"{name}: must not migrate (GRIDWATCH_MIGRATE)")
         ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
         port = served_port(command, env)
         if port not in ports.values():
@@ -667,7 +719,7 @@ for path, d in k8s_docs:
         for port in d["spec"]["ports"]:
             if not all(port["targetPort"] in ports or port["targetPort"] in ports.values() for ports in matches):
                 problems.append(f"service {d['metadata']['name']}: targetPort {port['targetPort']} is not a pod port")
-check(not problems, f"Kubernetes: {len(workloads)} workloads; images, ports, probes, secrets, config keys, stable MQTT client ids, disjoint detector shards", "; ".join(problems))
+check(not problems, f"Kubernetes: {len(workloads)} workloads and the migrate Job; images, ports, probes, secrets, a database role per service, config keys, stable MQTT client ids, disjoint detector shards", "; ".join(problems))
 
 # ---------------------------------------------------------------- systemd
 problems = []
@@ -693,9 +745,23 @@ for path in units:
     if "/etc/gridwatch/gridwatch.env" not in svc.get("EnvironmentFile", []):
         problems.append(f"{path}: EnvironmentFile=/etc/gridwatch/gridwatch.env missing")
     exec_start = svc.get("ExecStart", [""])[0].split()
-    if exec_start[:1] != ["/usr/local/bin/gridwatch"] or exec_start[-1] not in JOB_OF:
-        problems.append(f"{path}: ExecStart must run /usr/local/bin/gridwatch <run|ingest|detect|api>")
+    if exec_start[:1] != ["/usr/local/bin/gridwatch"] or (exec_start[-1] not in JOB_OF and exec_start[-1] != "migrate"):
+        problems.append(f"{path}: ExecStart must run /usr/local/bin/gridwatch <run|ingest|detect|api|migrate>")
         continue
+    command = exec_start[-1]
+    # Each unit's own environment file holds its database URL, hence required (no "-").
+    if f"/etc/gridwatch/{command}.env" not in svc.get("EnvironmentFile", []):
+        problems.append(f"{path}: EnvironmentFile=/etc/gridwatch/{command}.env (its database URL) missing")
+    if not os.path.exists(f"deploy/systemd/{command}.env.example"):
+        problems.append(f"{path}: deploy/systemd/{command}.env.example missing")
+    if command == "migrate":
+        if svc.get("Type") != ["oneshot"]:
+            problems.append(f"{path}: the migrate unit must be Type=oneshot")
+        continue
+    unit_section = {k: " ".join(v).split() for (s, k), v in values.items() if s == "Unit"}
+    for key in ("Wants", "After"):
+        if "gridwatch-migrate.service" not in unit_section.get(key, []):
+            problems.append(f"{path}: {key}=gridwatch-migrate.service missing (the schema is migrated before the service starts)")
     env = dict(e.split("=", 1) for e in svc.get("Environment", []))
     for key in env:
         if key not in ENV_OK:
@@ -708,17 +774,30 @@ for unit, (command, env) in unit_env.items():
     if port in ports and "run" not in (command, ports[port]):
         problems.append(f"{unit}: port {port} also used by {ports[port]}")
     ports[port] = command
-env_example = dict(l.split("=", 1) for l in open("deploy/systemd/gridwatch.env.example").read().splitlines() if l and not l.startswith("#"))
-for key in env_example:
-    if key not in ENV_OK:
-        problems.append(f"gridwatch.env.example: {key} is not read by the services")
-    if key in ("GRIDWATCH_HTTP_ADDR", "GRIDWATCH_METRICS_ADDR", "GRIDWATCH_MQTT_CLIENT_ID"):
-        problems.append(f"gridwatch.env.example must not set {key} (it would override every unit's own)")
+for example in sorted(glob.glob("deploy/systemd/*.env.example")):
+    base = os.path.basename(example)
+    env_example = dict(l.split("=", 1) for l in open(example).read().splitlines() if l and not l.startswith("#"))
+    for key in env_example:
+        if key not in ENV_OK:
+            problems.append(f"{base}: {key} is not read by the services")
+    if base == "gridwatch.env.example":
+        for key in ("GRIDWATCH_HTTP_ADDR", "GRIDWATCH_METRICS_ADDR", "GRIDWATCH_MQTT_CLIENT_ID", "GRIDWATCH_DATABASE_URL"):
+            if key in env_example:
+                problems.append(f"gridwatch.env.example must not set {key} (it belongs in each unit's own file)")
+        if env_example.get("GRIDWATCH_MIGRATE") != "false":
+            problems.append("gridwatch.env.example must set GRIDWATCH_MIGRATE=false (only gridwatch-migrate.service changes the schema)")
+        continue
+    command = base.split(".")[0]
+    user = db_user(env_example.get("GRIDWATCH_DATABASE_URL", ""))
+    if command in LOGIN_OF and user != LOGIN_OF[command]:
+        problems.append(f"{base}: connects as {user}, not as its own login role {LOGIN_OF[command]}")
+    if command == "migrate" and (not user or user in LOGIN_OF.values()):
+        problems.append(f"{base}: must connect as the schema's owner")
 bare = load_yaml_docs("deploy/prometheus/targets/gridwatch.yml")[0]
 run_port = served_port(*unit_env.get("gridwatch.service", ("run", {})))
 if [t for g in bare for t in g["targets"]] != [f"127.0.0.1:{run_port}"]:
     problems.append(f"deploy/prometheus/targets/gridwatch.yml must target gridwatch.service's 127.0.0.1:{run_port}")
-check(units and not problems, f"{len(units)} systemd units: hardening, EnvironmentFile, Restart=on-failure, ports, environment", "; ".join(problems))
+check(units and not problems, f"{len(units)} systemd units: hardening, EnvironmentFile, Restart=on-failure, ports, environment, a database role per unit", "; ".join(problems))
 
 sys.exit(min(failures, 100))
 PYTHON

@@ -2,7 +2,9 @@
 //! `scripts/setup.sh --test`): served by the API in-process on a free port with a tokens file of
 //! its own, over a database holding a few anomalies. The page loads the work queue, filters it,
 //! opens an anomaly with its evidence chart and history, and a transition made through the form
-//! appears in the history. Screenshots are saved to tests/output/ (ignored by git).
+//! appears in the history; a link as the auditors' dashboard makes it (`/#anomaly=<id>`), opened
+//! in a tab without a token, asks for the token and then opens that anomaly. Screenshots are saved
+//! to tests/output/ (ignored by git).
 //!
 //! Without Chromium the test says so and passes, except under CI (`CI=true`) or with
 //! `GRIDWATCH_REQUIRE_CHROMIUM=1`, where a missing browser is a failure.
@@ -323,6 +325,59 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
 
         let violations = browser.eval("window.__csp").await;
         assert_eq!(violations, json!([]), "Content-Security-Policy violations");
+
+        // The auditors' dashboard links to /#anomaly=<id>. Opened without a token, the page asks
+        // for one; once it is given, the page opens that anomaly, and the token never enters the
+        // address.
+        browser.click("#forget").await;
+        browser.navigate("about:blank").await;
+        browser
+            .navigate(&format!("{base}/#anomaly={diversion}"))
+            .await;
+        browser
+            .wait_for(
+                "document.getElementById('token-form') && !document.getElementById('token-form').hidden \
+                 && document.getElementById('queue-status').textContent.includes('Enter a token to open anomaly')",
+                "the page asking for a token to open the linked anomaly",
+            )
+            .await;
+        assert_eq!(
+            browser
+                .eval("document.getElementById('detail').hidden")
+                .await,
+            json!(true),
+            "nothing is shown before a token is given"
+        );
+        browser.type_into("#token", INVESTIGATOR_TOKEN).await;
+        browser.click("#token-form button").await;
+        browser
+            .wait_for(
+                &format!(
+                    "!document.getElementById('detail').hidden \
+                     && document.getElementById('detail').dataset.id === '{diversion}' \
+                     && document.querySelector('#chart svg') \
+                     && document.querySelectorAll('#history tbody tr').length === 2"
+                ),
+                "the linked anomaly with its chart and history",
+            )
+            .await;
+        assert_eq!(
+            browser
+                .eval(&format!(
+                    "[location.hash, location.href.includes('{INVESTIGATOR_TOKEN}')]"
+                ))
+                .await,
+            json!([format!("#anomaly={diversion}"), false])
+        );
+        browser
+            .screenshot(&output.join("web-4-linked-anomaly.png"), WIDTH)
+            .await;
+        let violations = browser.eval("window.__csp").await;
+        assert_eq!(
+            violations,
+            json!([]),
+            "Content-Security-Policy violations on the linked page"
+        );
     }))
     .await;
     let exceptions: Vec<String> = browser
@@ -362,7 +417,7 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
     );
     api.stop().await;
     println!(
-        "Screenshots: {} (web-1-queue.png, web-2-anomaly.png, web-3-transition.png); {:.1} s",
+        "Screenshots: {} (web-1-queue.png, web-2-anomaly.png, web-3-transition.png, web-4-linked-anomaly.png); {:.1} s",
         output.display(),
         started.elapsed().as_secs_f64()
     );

@@ -1,6 +1,9 @@
 // gridwatch's auditors' page: the work queue, an anomaly's evidence chart, history and life
 // cycle. Plain JavaScript, no build step. The token lives in sessionStorage (this tab only)
 // and every API call sends it; all data is written with textContent, never as HTML.
+//
+// A link to /#anomaly=<id> (the auditors' Grafana dashboard makes them) opens that anomaly once a
+// token is set: the token is never part of a link, and the fragment never reaches the server.
 "use strict";
 
 const TOKEN_KEY = "gridwatch.token";
@@ -116,10 +119,30 @@ async function openAnomaly(id) {
   try {
     const detail = await (await api("/api/v1/anomalies/" + encodeURIComponent(id))).json();
     showDetail(detail);
+    // The address now names the open anomaly: a link to share, without the token.
+    history.replaceState(null, "", "#anomaly=" + encodeURIComponent(detail.id));
     await loadChart(detail.id);
   } catch (error) {
     $("queue-status").textContent = "Could not open " + id + ": " + error.message;
   }
+}
+
+// The anomaly the address names (#anomaly=<id>), if any.
+function linkedAnomaly() {
+  const id = new URLSearchParams(location.hash.slice(1)).get("anomaly");
+  return id && id.length <= 100 ? id : null;
+}
+
+// Opens the linked anomaly, or says a token is needed first (the token form is shown then).
+async function openLinked() {
+  const id = linkedAnomaly();
+  if (!id || (current && current.id === id && !$("detail").hidden)) return;
+  if (!token()) {
+    $("queue-status").textContent = "Enter a token to open anomaly " + id + ".";
+    return;
+  }
+  await openAnomaly(id);
+  if (!$("detail").hidden && $("detail").dataset.id === id) $("detail").scrollIntoView();
 }
 
 function showDetail(a) {
@@ -207,18 +230,20 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.setItem(TOKEN_KEY, value);
     $("token").value = "";
     showToken();
-    loadQueue(false);
+    loadQueue(false).then(openLinked);
   });
   $("forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showToken();
     $("queue").tBodies[0].replaceChildren();
     $("detail").hidden = true;
+    current = null;
   });
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadQueue(false); });
   $("more").addEventListener("click", () => loadQueue(true));
   $("transition").addEventListener("submit", transition);
   $("tz").addEventListener("change", () => { if (current) { showDetail(current); loadChart(current.id); } });
+  window.addEventListener("hashchange", openLinked);
   showToken();
-  loadQueue(false);
+  loadQueue(false).then(openLinked);
 });

@@ -398,6 +398,53 @@ async fn a_database_outage_holds_readings_until_the_database_returns() {
     publisher.disconnect().await;
 }
 
+/// Readings published while ingest is away: five times Mosquitto's default queue of 1,000 QoS 1
+/// messages per offline session, beyond which it drops them.
+const READINGS_WHILE_AWAY: usize = 5_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_published_while_ingest_is_away_all_wait_in_the_shipped_brokers_queue() {
+    let db = TestDb::migrated().await;
+    // The shipped deploy/mosquitto configuration, queue limits included.
+    let broker = Broker::start();
+    let meters = 500;
+    seed_meters(&db, meters).await;
+    let client_id = unique_name("ingest");
+    // Subscribed once with the persistent client id, then gone: the broker queues for it.
+    InProcess::create_session(config(&db, &broker, &client_id)).await;
+    let mut publisher = Publisher::connect(broker.port, SIMULATOR_USER).await;
+    for interval in 0..READINGS_WHILE_AWAY / meters {
+        for meter in 0..meters {
+            publisher
+                .publish(
+                    &format!("gridwatch/v1/meters/M-{meter:06}/readings"),
+                    meter_payload(meter, interval),
+                )
+                .await;
+        }
+    }
+    publisher.flush().await;
+    assert_eq!(
+        db.count("SELECT count(*) FROM readings").await,
+        0,
+        "ingest is away"
+    );
+    let ingest = InProcess::start(config(&db, &broker, &client_id)).await;
+    assert_stored_exactly(&db, READINGS_WHILE_AWAY).await;
+    assert_eq!(
+        ingest.metrics.ingest.readings_stored.get(),
+        READINGS_WHILE_AWAY as u64
+    );
+    assert_eq!(db.count("SELECT count(*) FROM rejections").await, 0);
+    assert!(
+        !broker.log().contains("dropped"),
+        "the broker dropped queued messages: {}",
+        broker.log()
+    );
+    ingest.stop().await;
+    publisher.disconnect().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarted_mid_stream_loses_nothing() {
     let db = TestDb::migrated().await;

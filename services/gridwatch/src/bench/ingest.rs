@@ -304,7 +304,8 @@ async fn publish_until_stored(
     readings: u64,
 ) -> anyhow::Result<f64> {
     let before = stored(client).await?;
-    let mut connections = publish::connect(port, SIMULATOR_USER, password, publishers, label);
+    let broker = publish::local_broker(port, SIMULATOR_USER, password);
+    let mut connections = publish::connect(&broker, publishers, label)?;
     let started = Instant::now();
     publish::publish_all(&mut connections, messages, None).await?;
     let done = wait_stored(client, before + readings, Duration::from_secs(600)).await?;
@@ -362,12 +363,10 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
             Child::start(&["bench", "ack-only"], &db_url, &mqtt_url, "bench-ack-only").await?;
         let messages = single_messages(args.messages, args.meters, now - day * 20);
         let mut publishers = publish::connect(
-            broker.port,
-            SIMULATOR_USER,
-            &simulator_password,
+            &publish::local_broker(broker.port, SIMULATOR_USER, &simulator_password),
             args.publishers,
             "a",
-        );
+        )?;
         let started = Instant::now();
         publish::publish_all(&mut publishers, messages, None).await?;
         loop {
@@ -490,12 +489,10 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
         );
         let before = stored(&client).await?;
         let mut publishers = publish::connect(
-            broker.port,
-            SIMULATOR_USER,
-            &simulator_password,
+            &publish::local_broker(broker.port, SIMULATOR_USER, &simulator_password),
             args.publishers,
             "e",
-        );
+        )?;
         // Stamped just before sending: each publisher paces its share, so stamping happens
         // in its loop; precompute topics only.
         let start_at = Utc::now() + chrono::Duration::milliseconds(200);

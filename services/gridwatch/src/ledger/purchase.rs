@@ -121,12 +121,17 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal with `code`.
+    /// A refusal with `code`. Every NUL of `message` becomes U+FFFD: a message may quote the
+    /// payload (an unknown field's name, which JSON may spell `\u0000`), a refusal is stored in
+    /// text columns, and PostgreSQL refuses a NUL in one.
     pub fn new(code: RefusalCode, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-        }
+        let message = message.into();
+        let message = if message.contains('\0') {
+            message.replace('\0', "\u{FFFD}")
+        } else {
+            message
+        };
+        Refusal { code, message }
     }
 }
 
@@ -303,6 +308,18 @@ mod tests {
         assert_eq!(
             code_of(&OK.replace("10300.0", "1e300")),
             RefusalCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn a_nul_quoted_from_the_payload_never_reaches_the_refusal() {
+        let refusal = parse(br#"{"a\u0000b": 1}"#).expect_err("refused");
+        assert_eq!(refusal.code, RefusalCode::InvalidField);
+        assert!(!refusal.message.contains('\0'), "{:?}", refusal.message);
+        assert!(
+            refusal.message.contains("a\u{FFFD}b"),
+            "{:?}",
+            refusal.message
         );
     }
 }

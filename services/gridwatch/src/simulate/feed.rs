@@ -6,13 +6,14 @@ use bytes::Bytes;
 
 use gridwatch_sim::{topic_string, Simulation};
 
-use crate::mqtt::options::BrokerAddress;
+use crate::config::MqttConfig;
 use crate::mqtt::publisher::{self, Publisher};
 
 /// How to publish.
 #[derive(Debug, Clone)]
 pub struct FeedOptions {
-    /// Broker URL with the simulator's credentials.
+    /// Broker URL with the simulator's credentials (`mqtt[s]://user:password@host[:port]`), what
+    /// [`feed`] connects to; [`feed_through`] takes the whole connection (with a CA file) instead.
     pub mqtt_url: String,
     /// Topic root (`gridwatch/v1`).
     pub topic_root: String,
@@ -79,21 +80,31 @@ pub struct FeedStats {
     pub elapsed_secs: f64,
 }
 
-/// Publishes every interval of `simulation`; `progress(intervals_done, stats)` is called after
-/// each. Returns once the broker has acknowledged everything.
+/// Publishes every interval of `simulation` to the broker of `options.mqtt_url` (an `mqtts://`
+/// broker's certificate checked against the system roots); `progress(intervals_done, stats)` is
+/// called after each. Returns once the broker has acknowledged everything.
 pub async fn feed(
     simulation: &mut Simulation,
     options: &FeedOptions,
+    progress: impl FnMut(u64, &FeedStats),
+) -> anyhow::Result<FeedStats> {
+    let broker = publisher::broker_at(&options.mqtt_url, None);
+    feed_through(simulation, &broker, options, progress).await
+}
+
+/// [`feed`] through `broker` (host, port, TLS with its CA file, credentials: the connection
+/// ingest would make with the same settings) instead of `options.mqtt_url`.
+pub async fn feed_through(
+    simulation: &mut Simulation,
+    broker: &MqttConfig,
+    options: &FeedOptions,
     mut progress: impl FnMut(u64, &FeedStats),
 ) -> anyhow::Result<FeedStats> {
-    let address = BrokerAddress::parse(&options.mqtt_url)?;
     let mut publishers: Vec<Publisher> = publisher::connect(
-        address.port,
-        address.username.as_deref().unwrap_or(""),
-        address.password.as_deref().unwrap_or(""),
+        broker,
         options.publishers.max(1),
         &format!("sim-{}", std::process::id()),
-    );
+    )?;
     let started = Instant::now();
     let sim_start = simulation.config().start;
     let purchases_topic = gridwatch_core::topic::purchase_filter(&options.topic_root);

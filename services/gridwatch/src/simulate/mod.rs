@@ -14,7 +14,7 @@ use clap::Args;
 use gridwatch_sim::{Scenario, SimConfig, Simulation};
 
 use crate::config::Config;
-pub use feed::{feed, Backlog, FeedOptions, FeedStats};
+pub use feed::{feed, feed_through, Backlog, FeedOptions, FeedStats};
 
 /// Options of `gridwatch simulate`.
 #[derive(Args, Debug, Clone)]
@@ -43,8 +43,10 @@ pub struct SimulateArgs {
     /// broker takes it.
     #[arg(long, default_value_t = 0.0)]
     pub speed: f64,
-    /// Broker URL with the simulator's credentials (default: GRIDWATCH_SIMULATOR_MQTT_URL, else
-    /// the configuration's broker URL).
+    /// Broker URL with the simulator's credentials, `mqtt[s]://user:password@host[:port]`
+    /// (default: GRIDWATCH_SIMULATOR_MQTT_URL, else the configuration's broker URL and
+    /// credentials). Its host, port, scheme and credentials are used as given; an `mqtts://`
+    /// broker's certificate is checked against GRIDWATCH_MQTT_CA_FILE (system roots if unset).
     #[arg(long, env = "GRIDWATCH_SIMULATOR_MQTT_URL")]
     pub mqtt_url: Option<String>,
     /// Register the grid directly in the database before publishing (the configuration's
@@ -63,9 +65,10 @@ pub struct SimulateArgs {
     pub publishers: usize,
 }
 
-/// Publishes a probe reading and a probe purchase until both are kept as rejections: from then
-/// on ingest and the purchases consumer are subscribed, and the broker keeps everything
-/// published for them (their sessions are persistent).
+/// Publishes a probe reading and a probe purchase, as `user`, to the broker on this machine at
+/// `port` until both are kept as rejections: from then on ingest and the purchases consumer are
+/// subscribed, and the broker keeps everything published for them (their sessions are
+/// persistent).
 pub async fn wait_until_consuming(
     client: &tokio_postgres::Client,
     port: u16,
@@ -74,7 +77,8 @@ pub async fn wait_until_consuming(
     root: &str,
 ) -> anyhow::Result<()> {
     use bytes::Bytes;
-    let mut probe = crate::mqtt::publisher::connect(port, user, password, 1, "probe");
+    let broker = crate::mqtt::publisher::local_broker(port, user, password);
+    let mut probe = crate::mqtt::publisher::connect(&broker, 1, "probe")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         for p in &mut probe {
@@ -184,12 +188,15 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("The simulated registry was refused: {e}"))?;
         println!("Registered the simulated grid: {summary:?}");
     }
-    let url = args
-        .mqtt_url
-        .clone()
-        .unwrap_or_else(|| config.mqtt.url.expose().to_owned());
+    // The simulator's own URL carries its own credentials; without one it connects as the
+    // configuration says (URL, GRIDWATCH_MQTT_USERNAME and _PASSWORD). Either way through the
+    // configured CA file.
+    let broker = match &args.mqtt_url {
+        Some(url) => crate::mqtt::publisher::broker_at(url, config.mqtt.ca_file.clone()),
+        None => config.mqtt.clone(),
+    };
     let options = FeedOptions {
-        mqtt_url: url,
+        mqtt_url: broker.url.expose().to_owned(),
         topic_root: config.mqtt.topic_root.clone(),
         publishers: args.publishers,
         speed: (args.speed > 0.0).then_some(args.speed),
@@ -201,7 +208,7 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
         }),
     };
     let total = simulation.intervals();
-    let stats = feed(&mut simulation, &options, |done, stats| {
+    let stats = feed_through(&mut simulation, &broker, &options, |done, stats| {
         if done % 96 == 0 || done == total {
             eprintln!(
                 "simulate: {done}/{total} intervals, {} messages, {} readings, {} purchases",

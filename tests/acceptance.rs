@@ -294,11 +294,11 @@ async fn a_region_mining_beyond_its_share_is_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_meters_are_named_where_the_data_can_show_them() {
     // Jokar's attacks, a cap, a subtraction and a register run backwards, each on a household
-    // under a transformer with its own input meter (about five homes each), after five days of
-    // clean history.
+    // of the region (transformers of about five homes, half of them with an input meter),
+    // after eight days of clean history (a drop is judged against the week before it).
     let config = with(
-        grid(120, 12, 29),
-        serde_json::json!({"name": "tamper", "count": 9, "onset_hours": 120}),
+        grid(120, 16, 29),
+        serde_json::json!({"name": "tamper", "count": 9, "onset_hours": 192}),
     );
     let outcome = run(config, LIMIT).await;
     let mut caught = Vec::new();
@@ -342,21 +342,24 @@ async fn tampered_meters_are_named_where_the_data_can_show_them() {
             injection.meter, injection.started_at
         );
     }
-    // Of the attacks that take energy (h1-h4, cap, subtract), those that take a few per cent of
-    // the transformer's energy open a case naming the meter; h1 and subtract on small homes take
-    // too little to open one within a week, and h3's per-reading noise can rank below homes whose
-    // own use moved more (reported in the closing note, not hidden).
+    // Of the attacks that take energy (h1-h4, cap, subtract), each is named: as a tamper
+    // finding on the meter (its drop matched by its node's rise, which carries the node and
+    // the meter as suspect), or among the first three suspects of the node's diversion case.
+    // The limit is the balance the meter falls in: a home under a transformer without an
+    // input meter balances at its feeder, beside industrial plants and licensed farms whose
+    // meters' errors move tens of kWh a day, and a few kWh a day taken there do not show
+    // (seeds that put an attack there miss it: reported in the closing note, not hidden).
     let removing = ["h1", "h2", "h3", "h4", "cap", "subtract"];
     let named = caught
         .iter()
-        .filter(|c| removing.contains(&c.0.as_str()) && c.4)
+        .filter(|c| removing.contains(&c.0.as_str()) && (c.3 || c.4))
         .count();
     assert!(
-        named >= 3,
+        named >= 4,
         "too few energy-removing attacks named: {caught:?} / {missed:?}"
     );
     assert!(
-        caught.iter().any(|c| c.0 == "cap" && c.4),
+        caught.iter().any(|c| c.0 == "cap" && (c.3 || c.4)),
         "a capped meter taking hundreds of kWh is named: {missed:?}"
     );
     // A register running backwards is always caught.

@@ -177,6 +177,10 @@ pub struct Case {
     pub max_z: f64,
     /// Windows in the case.
     pub windows: u32,
+    /// End of the window whose judgement opened the case: its start to this is how much event
+    /// time passed before it was flagged.
+    #[serde(default)]
+    pub flagged_at: Option<DateTime<Utc>>,
 }
 
 /// One window's data for a node.
@@ -231,6 +235,9 @@ pub struct EndedCase {
     pub excess_wh: f64,
     /// Highest z.
     pub max_z: f64,
+    /// End of the window whose judgement opened it.
+    #[serde(default)]
+    pub flagged_at: Option<DateTime<Utc>>,
 }
 
 /// Advances a node's state by one window.
@@ -331,6 +338,7 @@ pub fn step(
                 tail_excess_wh: 0.0,
                 max_z: z,
                 windows: 1,
+                flagged_at: Some(w.end),
             });
             outcome.in_case = true;
         }
@@ -361,6 +369,7 @@ pub fn step(
                     end: case.tail_start.unwrap_or(w.start),
                     excess_wh: case.excess_wh.max(0.0),
                     max_z: case.max_z,
+                    flagged_at: case.flagged_at,
                 });
                 state.case = None;
                 state.cusum = 0.0;

@@ -397,6 +397,28 @@ fn quantile_abs(values: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// A node's excess, window by window, above a model learned from `samples[..history_end]`
+/// only: what the node lost beyond what it used to, judged against a yardstick that a later
+/// theft cannot move. `None` when that history is too short to learn from.
+pub fn excess_over_history(
+    samples: &[Option<ResidualSample>],
+    history_end: usize,
+    params: &LossParams,
+) -> Option<Vec<Option<f64>>> {
+    let history: Vec<ResidualSample> = samples[..history_end.min(samples.len())]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let model = LossModel::fit(&history, params);
+    model.is_learned().then(|| {
+        samples
+            .iter()
+            .map(|s| s.map(|s| s.residual_wh - model.expected(s.load_wh, s.slot, params)))
+            .collect()
+    })
+}
+
 /// Median absolute deviation from the median.
 pub fn mad(values: &[f64]) -> f64 {
     let m = median(values);
@@ -486,6 +508,43 @@ mod tests {
         // load terms and the offsets does not matter (load and hour are collinear here).
         let lit = model.slot_offsets_wh[40] - model.slot_offsets_wh[18];
         assert!(lit > 500.0, "lighting learned: {:?}", model.slot_offsets_wh);
+    }
+
+    #[test]
+    fn excess_over_history_shows_a_theft_the_history_before_it_never_had() {
+        // Ten days; from day 7 on, 2 kWh per window (about 1 % of the load) leaves the node.
+        let p = LossParams::default();
+        let samples: Vec<Option<ResidualSample>> = history(10)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                if i >= 7 * 96 {
+                    s.residual_wh += 2_000.0;
+                }
+                Some(s)
+            })
+            .collect();
+        let excess = excess_over_history(&samples, 7 * 96, &p).expect("a week to learn from");
+        let mean_of = |r: std::ops::Range<usize>| {
+            let v: Vec<f64> = excess[r].iter().flatten().copied().collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        // The days learned from stay near zero; the theft stands out whole, where a model
+        // learned from every day would have absorbed part of it.
+        assert!(mean_of(0..7 * 96).abs() < 150.0, "{}", mean_of(0..7 * 96));
+        let after = mean_of(7 * 96..10 * 96);
+        assert!((after - 2_000.0).abs() < 400.0, "theft seen as {after}");
+        let all: Vec<ResidualSample> = samples.iter().flatten().copied().collect();
+        let adaptive = LossModel::fit(&all, &p);
+        let absorbed: f64 = samples[7 * 96..]
+            .iter()
+            .flatten()
+            .map(|s| s.residual_wh - adaptive.expected(s.load_wh, s.slot, &p))
+            .sum::<f64>()
+            / (3 * 96) as f64;
+        assert!(absorbed < after, "adaptive {absorbed}, frozen {after}");
+        // Too little history: nothing to judge against.
+        assert!(excess_over_history(&samples, 10, &p).is_none());
     }
 
     #[test]

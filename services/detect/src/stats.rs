@@ -84,6 +84,39 @@ pub fn correlation(a: &[f64], b: &[f64]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
+/// Spearman's rank correlation of `a` and `b` (pairs with a non-finite value left out; ties
+/// take their mean rank): how consistently one rises with the other, which one wild day
+/// cannot fake or hide.
+pub fn rank_correlation(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (x, y): (Vec<f64>, Vec<f64>) = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .map(|(x, y)| (*x, *y))
+        .unzip();
+    correlation(&ranks(&x), &ranks(&y))
+}
+
+/// Ranks from 1, ties at their mean rank.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let mut out = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            out[k] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
 /// Rounds to `digits` decimals, for compact evidence.
 pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -121,5 +154,13 @@ mod tests {
         let a = [1.0, 2.0, 4.0, 3.0];
         assert!((correlation(&a, &a).expect("r") - 1.0).abs() < 1e-12);
         assert_eq!(correlation(&a, &[1.0; 4]), None);
+        // One wild value moves Pearson's correlation, not the ranks'.
+        let b = [1.0, 2.0, 3.0, -1e6];
+        let c = [1.0, 2.0, 3.0, 4.0];
+        assert!(correlation(&b, &c).expect("r") < 0.0);
+        assert!((rank_correlation(&[1.0, 2.0, 3.0, 1e6], &c).expect("r") - 1.0).abs() < 1e-12);
+        assert!(
+            (rank_correlation(&[1.0, 1.0, 2.0], &[1.0, 2.0, 3.0]).expect("r") - 0.866).abs() < 1e-3
+        );
     }
 }

@@ -59,10 +59,10 @@ pub struct Suspect {
 }
 
 /// Fewest candidates whose common movement is taken as the weather's (and the calendar's).
-const MIN_PEERS: usize = 3;
+pub(crate) const MIN_PEERS: usize = 3;
 /// Bounds on the common movement: beyond them, the node's consumers changed for reasons a
 /// baseline cannot follow and the raw baselines are kept.
-const PEER_FACTOR_RANGE: [f64; 2] = [0.5, 2.0];
+pub(crate) const PEER_FACTOR_RANGE: [f64; 2] = [0.5, 2.0];
 
 /// Ranks candidates against the case's per-window excess (`excess[i]` for `during[i]`).
 ///

@@ -32,7 +32,7 @@ use crate::finding::{Finding, Kind};
 use crate::profile::MeterProfile;
 use crate::stats::{mean, round};
 
-pub use deficit::residual_match;
+pub use deficit::{clean_history_end, daily_ratios, peer_factors, residual_match};
 
 /// Thresholds of the tamper analyses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -46,7 +46,9 @@ pub struct TamperParams {
     /// included). The profile should hold up to 28 days: the more history, the tighter the
     /// baseline.
     pub baseline_days: u32,
-    /// Days a drop must last to be judged (default 2).
+    /// Days a drop must last to be judged (default 3): the node's rise is the median of its
+    /// days, so that one bad day of a node (a burst of late readings, a switching) cannot
+    /// make a match on its own.
     pub min_drop_days: u32,
     /// Smallest drop of the meter's typical daily energy, share (default 0.15): below, a
     /// household's own variation and a tamper are indistinguishable day by day.
@@ -55,17 +57,24 @@ pub struct TamperParams {
     /// Households do change (a member leaves, a new fridge), so this only says the drop is
     /// real, not that it is theft; the node's rise carries the weight.
     pub drop_z: f64,
-    /// The node's rise: z of its daily residual over the drop against its days before
-    /// (default 3.5: about one node-meter pair in 4,000 by chance, before the correlation
-    /// and size checks). This is the evidence of theft: energy left the node as the meter
-    /// stopped counting it.
+    /// The node's rise: robust z of its daily residual over the drop (median) against its
+    /// days before (default 3.5: about one node-meter pair in 4,000 by chance, before the
+    /// correlation and size checks). This is the evidence of theft: energy left the node as
+    /// the meter stopped counting it.
     pub node_z: f64,
     /// Smallest node rise as a share of the meter's deficit (default 0.5). More than 1 is
     /// normal when other meters of the node steal too; much less means the node did not lose
     /// what the meter stopped reporting: a holiday, not a tamper.
     pub min_match_ratio: f64,
-    /// Smallest correlation, over the profile's days, between the meter's daily deficit and
-    /// the node's daily residual (default 0.3). A tamper moves both together, day by day; a
+    /// Largest node rise as a multiple of the meter's deficit (default 3: two or three
+    /// tampered homes on one transformer still match). Beyond it the node lost far more than
+    /// this meter hid: something else (a diversion, whose case ranks its own suspects) moved
+    /// the node, and this meter's drop beside it is a coincidence (a family away while a
+    /// node's balance shifted).
+    pub max_match_ratio: f64,
+    /// Smallest rank correlation, over the profile's days, between the meter's daily deficit
+    /// and the node's daily residual (default 0.3; ranks, so that one day of a node's outage
+    /// or a burst of late readings cannot hide a match). A tamper moves both together, day by day; a
     /// household's quiet week that happens to meet a noisy week of its node does not (600
     /// clean meters of three weeks gave one such chance match with correlation 0.25).
     pub min_daily_correlation: f64,
@@ -108,11 +117,12 @@ impl Default for TamperParams {
         TamperParams {
             backwards_merge_hours: 36.0,
             baseline_days: 7,
-            min_drop_days: 2,
+            min_drop_days: 3,
             min_drop_share: 0.15,
             drop_z: 2.5,
             node_z: 3.5,
             min_match_ratio: 0.5,
+            max_match_ratio: 3.0,
             min_daily_correlation: 0.3,
             min_flat_hours: 20.0,
             flat_tolerance_share: 0.01,

@@ -47,7 +47,8 @@ pub struct ApiMetrics {
     /// `gridwatch_http_request_duration_seconds{route}`: time to answer.
     pub request_duration: prometheus::HistogramVec,
     /// `gridwatch_purchases_total{outcome}`: purchases submitted (HTTP and MQTT), by outcome:
-    /// `accepted`, `duplicate`, or the refusal's code.
+    /// `accepted`, `duplicate`, the refusal's code, or `unstorable` (a purchase message the
+    /// database refused on every attempt, kept as a rejection).
     pub purchases: IntCounterVec,
     /// `gridwatch_auth_failures_total`: requests refused for a missing or unknown token.
     pub auth_failures: IntCounter,
@@ -93,7 +94,14 @@ impl ApiMetrics {
         };
         // Pre-create every outcome so that rates exist (as zero) before the first purchase.
         let refusals = crate::ledger::RefusalCode::ALL.map(|c| c.as_str());
-        for outcome in ["accepted", "duplicate"].iter().chain(refusals.iter()) {
+        for outcome in [
+            "accepted",
+            "duplicate",
+            crate::ledger::mqtt::UNSTORABLE_OUTCOME,
+        ]
+        .iter()
+        .chain(refusals.iter())
+        {
             m.purchases.with_label_values(&[outcome]);
         }
         m

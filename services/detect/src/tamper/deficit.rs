@@ -2,18 +2,22 @@
 //!
 //! The drop is a changepoint in the logarithm of the meter's daily energy: attacks scale
 //! consumption (h1, h3, h4) or remove part of it (h2, caps, subtraction), which shifts the
-//! log level, and a household's day-to-day spread is about constant in log terms. The level
-//! before is a median and its spread a MAD, so a party or a day away does not set the
-//! baseline. The node's side is its daily residual above the expected loss: before the drop
-//! it is noise around its own level; over the drop it must rise, significantly, by at least
-//! `min_match_ratio` of what the meter stopped reporting.
+//! log level, and a household's day-to-day spread is about constant in log terms. It is
+//! measured against the meter's peers ([`peer_factors`]): weather, a holiday or a silent
+//! concentrator moves every home of a node at once. The level before is a median and its
+//! spread a MAD, so a party or a day away does not set the baseline. The node's side is its
+//! daily residual above a loss model learned before the drop ([`clean_history_end`],
+//! `loss::excess_over_history`): before the drop it is noise around its own level; over the
+//! drop its median day must rise, significantly, by `min_match_ratio` to `max_match_ratio`
+//! times what the meter stopped reporting.
 
 use serde_json::json;
 
 use super::{daily_sums, day_start, kwh, TamperParams};
 use crate::finding::{Finding, Kind};
 use crate::profile::MeterProfile;
-use crate::stats::{correlation, mad_sigma, mean, median, round};
+use crate::stats::{mad_sigma, mean, median, rank_correlation, round};
+use crate::suspects::{MIN_PEERS, PEER_FACTOR_RANGE};
 
 /// Smallest log spread assumed for a meter's daily energy (5 %): a very regular meter must
 /// not make every small change "significant".
@@ -214,14 +218,83 @@ fn onset_by_evidence(
     best.0
 }
 
+/// The logarithms of daily energies, each floored at 2 % of the meter's typical day (a day
+/// near zero must not weigh like minus infinity), less the logarithm of its peers' common
+/// movement that day ([`peer_factors`]).
+fn daily_logs(daily: &[Option<f64>], peers: &[Option<f64>]) -> Option<Vec<Option<f64>>> {
+    let typical = median(&daily.iter().flatten().copied().collect::<Vec<_>>())?;
+    let floor = (0.02 * typical).max(1.0);
+    Some(
+        daily
+            .iter()
+            .enumerate()
+            .map(|(d, e)| {
+                let common = peers.get(d).copied().flatten().unwrap_or(1.0);
+                e.map(|e| e.max(floor).ln() - common.ln())
+            })
+            .collect(),
+    )
+}
+
+/// A meter's daily energy against its own typical day (the median over the profile), day by
+/// day: what [`peer_factors`] compares across the meters of a node.
+pub fn daily_ratios(profile: &MeterProfile, params: &TamperParams) -> Vec<Option<f64>> {
+    let (_, daily) = daily_sums(profile, &profile.energy_wh, params.min_day_coverage);
+    let Some(typical) =
+        median(&daily.iter().flatten().copied().collect::<Vec<_>>()).filter(|t| *t > 0.0)
+    else {
+        return vec![None; daily.len()];
+    };
+    daily.iter().map(|d| d.map(|d| d / typical)).collect()
+}
+
+/// The common movement of a meter's peers (the other consumers balanced at its node), day
+/// by day: the median of their [`daily_ratios`], where at least [`MIN_PEERS`] are known, and
+/// within [`PEER_FACTOR_RANGE`]. A cold snap, a holiday, or a concentrator that fell silent
+/// moves every home of a transformer at once; a tampered meter drops against its neighbours.
+pub fn peer_factors(peers: &[&[Option<f64>]]) -> Vec<Option<f64>> {
+    let days = peers.iter().map(|p| p.len()).max().unwrap_or(0);
+    (0..days)
+        .map(|d| {
+            let known: Vec<f64> = peers
+                .iter()
+                .filter_map(|p| p.get(d).copied().flatten())
+                .collect();
+            if known.len() < MIN_PEERS {
+                return None;
+            }
+            median(&known).map(|m| m.clamp(PEER_FACTOR_RANGE[0], PEER_FACTOR_RANGE[1]))
+        })
+        .collect()
+}
+
+/// If `profile`'s reported daily energy, against its peers' common movement (`peers`, from
+/// [`peer_factors`]; empty without peers), shows a significant sustained drop (the meter's
+/// half of [`residual_match`]), the window of the profile before which its node's history is
+/// free of it: the drop's first day less the days [`residual_match`] may move its onset back
+/// by. The node's yardstick is learned from the windows before it, so that a tamper too small
+/// to open a diversion case is not learned as the node's loss by the time it is judged.
+pub fn clean_history_end(
+    profile: &MeterProfile,
+    peers: &[Option<f64>],
+    params: &TamperParams,
+) -> Option<usize> {
+    let per_day = profile.spec.per_day().max(1) as usize;
+    let (first, daily) = daily_sums(profile, &profile.energy_wh, params.min_day_coverage);
+    let drop = find_drop(&daily_logs(&daily, peers)?, params)?;
+    Some(first + drop.onset.saturating_sub(ONSET_SEARCH_DAYS) * per_day)
+}
+
 /// A tamper condition on `profile` when its reported energy dropped and its node's residual
 /// above expected loss (`node_excess_wh`, one value per window of the profile, `None` where
 /// the node could not be balanced) rose by at least `min_match_ratio` of the drop over the
-/// same days. The profile should hold `baseline_days` (up to 28) of history before the drop;
-/// a drop whose onset has left the profile is no longer seen.
+/// same days. The drop is judged against the meter's peers' common movement (`peers`, from
+/// [`peer_factors`]; empty without peers). The profile should hold `baseline_days` (up to 28)
+/// of history before the drop; a drop whose onset has left the profile is no longer seen.
 pub fn residual_match(
     profile: &MeterProfile,
     node_excess_wh: &[Option<f64>],
+    peers: &[Option<f64>],
     params: &TamperParams,
 ) -> Option<Finding> {
     let p = profile;
@@ -237,9 +310,7 @@ pub fn residual_match(
         })
         .collect();
     let (_, node_daily) = daily_sums(p, &node, params.min_day_coverage);
-    let typical = median(&daily.iter().flatten().copied().collect::<Vec<_>>())?;
-    let floor = (0.02 * typical).max(1.0);
-    let logs: Vec<Option<f64>> = daily.iter().map(|d| d.map(|d| d.max(floor).ln())).collect();
+    let logs = daily_logs(&daily, peers)?;
     let mut drop = find_drop(&logs, params)?;
     let zero_days: Vec<f64> = (0..daily.len())
         .map(|d| {
@@ -355,8 +426,10 @@ pub fn residual_match(
         .unwrap_or(0.0)
         .max(0.01 * node_level.abs())
         .max(1.0);
-    let node_z = (mean(&after_node)? - node_level)
-        / (node_spread * (1.0 / after_node.len() as f64 + 1.0 / before_node.len() as f64).sqrt());
+    let node_z = (median(&after_node)? - node_level)
+        / (MEDIAN_SE
+            * node_spread
+            * (1.0 / after_node.len() as f64 + 1.0 / before_node.len() as f64).sqrt());
     let node_known: Vec<f64> = cond.clone().filter_map(|i| node[i]).collect();
     if node_known.is_empty() {
         return None;
@@ -365,7 +438,7 @@ pub fn residual_match(
         - node_level / per_day as f64)
         * windows;
     let ratio = node_rise / meter_deficit;
-    if node_z < params.node_z || ratio < params.min_match_ratio {
+    if node_z < params.node_z || ratio < params.min_match_ratio || ratio > params.max_match_ratio {
         return None;
     }
 
@@ -376,7 +449,7 @@ pub fn residual_match(
         .zip(&node_daily)
         .filter_map(|(d, r)| Some((usual_day - (*d)?, (*r)?)))
         .collect();
-    let follow = correlation(
+    let follow = rank_correlation(
         &day_pairs.iter().map(|x| x.0).collect::<Vec<_>>(),
         &day_pairs.iter().map(|x| x.1).collect::<Vec<_>>(),
     )
@@ -451,6 +524,7 @@ pub fn residual_match(
                 "drop_z": params.drop_z,
                 "node_z": params.node_z,
                 "min_match_ratio": params.min_match_ratio,
+                "max_match_ratio": params.max_match_ratio,
                 "min_daily_correlation": params.min_daily_correlation,
                 "min_drop_share": params.min_drop_share,
             },

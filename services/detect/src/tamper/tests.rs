@@ -218,7 +218,7 @@ fn clean_households_show_no_tampering() {
         assert!(found.is_empty(), "seed {seed}: {found:#?}");
         let excess = node_excess(&mut Rng::new(seed), &vec![0.0; x.len()]);
         assert!(
-            residual_match(&p, &excess, &params).is_none(),
+            residual_match(&p, &excess, &[], &params).is_none(),
             "seed {seed}"
         );
     }
@@ -250,7 +250,7 @@ fn drops_matched_by_the_node_residual_are_flagged_with_the_hidden_energy() {
             let hid = hidden(&x, &reported);
             let excess = node_excess(&mut rng, &hid);
             let p = meter("M-TAMPER", &reported);
-            let Some(f) = residual_match(&p, &excess, &TamperParams::default()) else {
+            let Some(f) = residual_match(&p, &excess, &[], &TamperParams::default()) else {
                 continue;
             };
             caught += 1;
@@ -295,7 +295,7 @@ fn a_holiday_is_not_a_tamper_when_the_node_lost_nothing() {
         let p = meter("M-AWAY", &reported);
         let excess = node_excess(&mut Rng::new(seed), &vec![0.0; x.len()]);
         assert!(
-            residual_match(&p, &excess, &params).is_none(),
+            residual_match(&p, &excess, &[], &params).is_none(),
             "seed {seed}"
         );
     }
@@ -322,7 +322,7 @@ fn a_tamper_keeps_its_start_as_the_period_slides_and_ends_when_removed() {
         p.start = full.window(a).start;
         p.energy_wh = full.energy_wh[a..b].to_vec();
         p.backwards = full.backwards[a..b].to_vec();
-        let f = residual_match(&p, &excess[a..b], &TamperParams::default())
+        let f = residual_match(&p, &excess[a..b], &[], &TamperParams::default())
             .unwrap_or_else(|| panic!("slice {a}..{b} not matched"));
         starts.push(f.started_at);
         if b >= 26 * PER_DAY {
@@ -353,7 +353,7 @@ fn findings_of_one_meter_that_overlap_merge_into_one() {
     let mut p = meter("M-BOTH", &reported);
     p.backwards = flags;
     let mut all = meter_tamper(&p, &TamperParams::default());
-    all.extend(residual_match(&p, &excess, &TamperParams::default()));
+    all.extend(residual_match(&p, &excess, &[], &TamperParams::default()));
     assert_eq!(all.len(), 2, "{all:#?}");
     let merged = merge_overlapping(all);
     assert_eq!(merged.len(), 1);
@@ -396,7 +396,7 @@ fn calibration() {
             let hid = hidden(&x, &reported);
             let excess = node_excess(&mut rng, &hid);
             let p = meter("M", &reported);
-            match residual_match(&p, &excess, &loose) {
+            match residual_match(&p, &excess, &[], &loose) {
                 Some(f) => show(
                     &format!("{attack:?}"),
                     &f,
@@ -411,7 +411,7 @@ fn calibration() {
         let x = home(1_000 + seed, days);
         let p = meter("M", &x);
         let excess = node_excess(&mut Rng::new(seed), &vec![0.0; x.len()]);
-        if let Some(f) = residual_match(&p, &excess, &loose) {
+        if let Some(f) = residual_match(&p, &excess, &[], &loose) {
             show("CLEAN", &f, None);
         }
     }
@@ -426,4 +426,85 @@ fn a_replaced_meter_starting_again_from_zero_is_not_a_tamper() {
     p.energy_wh[400] = Some(-5_000_000.0);
     p.backwards[400] = true;
     assert!(meter_tamper(&p, &TamperParams::default()).is_empty());
+}
+
+/// `reported_w` scaled by `factor` from local day `from_day` on.
+fn scaled_from(reported_w: &[f64], from_day: usize, factor: f64) -> Vec<f64> {
+    let from = from_day * PER_DAY - LOCAL_SHIFT;
+    reported_w
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i >= from { v * factor } else { *v })
+        .collect()
+}
+
+#[test]
+fn a_drop_every_home_of_the_node_shares_is_not_a_tamper() {
+    // From day 14 every home of a node uses 35 % less (a warm spell, a holiday, a
+    // concentrator whose readings are late): each drop is real, none is a tamper.
+    let params = TamperParams::default();
+    let days = 21;
+    let peers: Vec<Vec<Option<f64>>> = (0..4)
+        .map(|k| {
+            daily_ratios(
+                &meter("M-PEER", &scaled_from(&home(7_100 + k, days), 14, 0.65)),
+                &params,
+            )
+        })
+        .collect();
+    let refs: Vec<&[Option<f64>]> = peers.iter().map(Vec::as_slice).collect();
+    let common = peer_factors(&refs);
+    let (mut alone, mut among_peers) = (0, 0);
+    for seed in 0..10 {
+        let x = home(7_000 + seed, days);
+        let p = meter("M-WARM", &scaled_from(&x, 14, 0.65));
+        if clean_history_end(&p, &[], &params).is_some() {
+            alone += 1;
+        }
+        // Against its peers, what is left is the home's own day-to-day spread.
+        if clean_history_end(&p, &common, &params).is_some() {
+            among_peers += 1;
+        }
+    }
+    assert!(alone >= 8, "alone, the drop shows ({alone}/10)");
+    assert!(
+        among_peers <= 2,
+        "among its peers, the drop is common ({among_peers}/10)"
+    );
+    // Among peers that did not move, a tampered meter still drops.
+    let flat: Vec<Vec<Option<f64>>> = (0..4)
+        .map(|k| daily_ratios(&meter("M-PEER", &home(7_100 + k, days)), &params))
+        .collect();
+    let refs: Vec<&[Option<f64>]> = flat.iter().map(Vec::as_slice).collect();
+    let common = peer_factors(&refs);
+    let x = home(7_050, days);
+    let reported = attacked(&mut Rng::new(3), &x, 14, Attack::H4);
+    let p = meter("M-TAMPER", &reported);
+    assert!(clean_history_end(&p, &common, &params).is_some());
+    let excess = node_excess(&mut Rng::new(3), &hidden(&x, &reported));
+    assert!(residual_match(&p, &excess, &common, &params).is_some());
+}
+
+#[test]
+fn a_node_rise_far_beyond_the_meters_drop_is_not_its_tamper() {
+    // The same drops, matched when the node rises by what the meter hid, not when it rises
+    // five times as much: then something else moved the node.
+    let params = TamperParams::default();
+    let mut matched = 0;
+    for seed in 0..20 {
+        let x = home(7_300 + seed, 21);
+        let reported = attacked(&mut Rng::new(seed), &x, 14, Attack::H4);
+        let hid = hidden(&x, &reported);
+        let p = meter("M-BESIDE", &reported);
+        if residual_match(&p, &node_excess(&mut Rng::new(seed), &hid), &[], &params).is_none() {
+            continue;
+        }
+        matched += 1;
+        let five: Vec<f64> = hid.iter().map(|h| 5.0 * h).collect();
+        assert!(
+            residual_match(&p, &node_excess(&mut Rng::new(seed), &five), &[], &params).is_none(),
+            "seed {seed}"
+        );
+    }
+    assert!(matched >= 15, "matched {matched}/20");
 }

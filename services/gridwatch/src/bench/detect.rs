@@ -45,6 +45,10 @@ pub struct DetectBenchArgs {
     /// Days of the end-to-end replay (b).
     #[arg(long, default_value_t = 30)]
     pub replay_days: u32,
+    /// Share of (b)'s meters on transformers sending through their concentrator's gateway
+    /// arrays (a head-end replay sends everything in arrays: 1; the demo's mixed network: 0.6).
+    #[arg(long, default_value_t = 1.0)]
+    pub replay_gateway_share: f64,
     /// The shipped broker configuration (for (b)).
     #[arg(long, default_value = "deploy/mosquitto")]
     pub broker_config: PathBuf,
@@ -242,10 +246,11 @@ async fn replay_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
         work_dir: args.work_dir.clone(),
         database: database.clone(),
         timeout_secs: 3600,
+        gateway_share: Some(args.replay_gateway_share),
     };
     println!(
-        "\n(b) replay: `gridwatch demo --households {} --days {} --exit`, its report follows.\n",
-        args.replay_households, args.replay_days
+        "\n(b) replay: `gridwatch demo --households {} --days {} --gateway-share {} --exit`, its report follows.\n",
+        args.replay_households, args.replay_days, args.replay_gateway_share
     );
     let started = Instant::now();
     crate::demo::run(demo, config).await?;

@@ -52,6 +52,12 @@ pub struct DemoArgs {
     /// Longest wait for the detector, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// Share of the meters on transformers that report through their transformer's data
+    /// concentrator (gateway arrays); the others send one message per reading. Default: the
+    /// simulator's mixed network (0.6). A replay from a utility's head-end system sends
+    /// everything in arrays: 1.
+    #[arg(long)]
+    pub gateway_share: Option<f64>,
 }
 
 const INGEST_USER: &str = "gridwatch-ingest";
@@ -70,6 +76,9 @@ pub fn demo_sim_config(args: &DemoArgs, now: DateTime<Utc>) -> anyhow::Result<Si
     config.start = end - TimeDelta::days(i64::from(args.days));
     if let Some(region) = config.regions.first_mut() {
         region.households = args.households;
+    }
+    if let Some(share) = args.gateway_share {
+        config.network.gateway_share = share;
     }
     let diversion_onset = 24.0 * f64::from(args.days.max(2) - 1);
     let mut scenarios: Vec<Scenario> = Vec::new();

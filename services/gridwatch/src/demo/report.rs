@@ -53,7 +53,9 @@ pub async fn print(
     let rows = client
         .query(
             "SELECT a.id, a.kind, a.severity, a.node, a.meter, a.licence, a.started_at, a.ended_at,
-                    a.energy_wh, a.loss_kzt, a.suspects, r.tariff_kzt_per_kwh
+                    a.energy_wh, a.loss_kzt, a.suspects, r.tariff_kzt_per_kwh,
+                    (SELECT h.snapshot->'evidence'->>'judged_until' FROM anomaly_history h
+                     WHERE h.anomaly_id = a.id AND h.action = 'created')
              FROM anomalies a LEFT JOIN regions r ON r.id = a.region
              WHERE a.kind <> 'data_gap' AND NOT a.evidence ? 'withdrawn'
              ORDER BY a.loss_kzt * a.confidence DESC",
@@ -102,6 +104,12 @@ pub async fn print(
         let loss: f64 = row.get(9);
         let suspects: Vec<String> = row.get(10);
         let tariff: Option<f64> = row.get(11);
+        // The event time judged up to when the detector first flagged it (its history's
+        // `created` entry keeps it).
+        let flagged: Option<DateTime<Utc>> = row
+            .get::<_, Option<String>>(12)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
         println!("\n  {:<8} {kind:<18} {subject}", severity.to_uppercase());
         println!(
             "           since {}{}, {:.1} MWh, {} KZT",
@@ -145,15 +153,14 @@ pub async fn print(
         }
         if let Some(onset) = injections.iter().map(|i| i.started_at).min() {
             let true_wh: i64 = injections.iter().map(|i| i.energy_wh).sum();
-            let delay = started - onset;
             println!(
-                "           injected at {} ({:.1} MWh true): flagged from {}",
+                "           injected at {} ({:.1} MWh true), dated from {}; {}",
                 when(onset),
                 true_wh as f64 / 1e6,
-                if delay.num_minutes() <= 0 {
-                    "its very first 15-minute window".to_string()
-                } else {
-                    format!("{} minutes of event time after onset", delay.num_minutes())
+                when(started),
+                match flagged {
+                    Some(flagged) => flag_delay(flagged - onset),
+                    None => "flagged (when not recorded)".to_string(),
                 }
             );
         }
@@ -198,4 +205,19 @@ pub async fn print(
     println!("  status     http://{http}/api/v1/status");
     println!("  metrics    http://{http}/metrics");
     Ok(())
+}
+
+/// How long after its onset a condition was flagged, in event time, in words.
+fn flag_delay(delay: chrono::TimeDelta) -> String {
+    let minutes = delay.num_minutes();
+    if minutes <= 15 {
+        "flagged at the end of its first 15-minute window".to_string()
+    } else if minutes < 120 {
+        format!("flagged {minutes} minutes of event time after onset")
+    } else {
+        format!(
+            "flagged {:.1} hours of event time after onset",
+            minutes as f64 / 60.0
+        )
+    }
 }

@@ -15,11 +15,14 @@ use gridwatch_core::registry::MeterClass;
 use gridwatch_core::{LicenceId, MeterId, RegionId};
 use gridwatch_detect::capacity::capacity_exceeded;
 use gridwatch_detect::finding::{severity, Finding, Kind};
+use gridwatch_detect::loss::{excess_over_history, slot_of, ResidualSample};
 use gridwatch_detect::mining::unlicensed_mining;
 use gridwatch_detect::profile::MeterProfile;
 use gridwatch_detect::quota::{quota_overrun, HourQuota};
 use gridwatch_detect::share::{merge_days, mining_share};
-use gridwatch_detect::tamper::{merge_overlapping, meter_tamper, residual_match};
+use gridwatch_detect::tamper::{
+    clean_history_end, daily_ratios, merge_overlapping, meter_tamper, peer_factors, residual_match,
+};
 use gridwatch_detect::window::Window;
 
 use super::cases::{to_store, ACTOR};
@@ -30,6 +33,12 @@ use crate::metrics::Metrics;
 
 /// The evidence field naming the day end whose analysis raised a daily finding.
 pub const ANALYSED_UNTIL: &str = "analysed_until";
+/// Evidence field: the event time up to which the detector had judged when it flagged the
+/// condition: for a diversion, the end of the window that opened its case; for the other
+/// kinds, the end of the hour or day judged (updated as later judgements keep it). The
+/// `created` entry of an anomaly's history keeps the first value: how much event time passed
+/// between the condition's onset and its flag.
+pub const JUDGED_UNTIL: &str = "judged_until";
 
 /// Days of history the per-meter analyses look at (mining wants 10 or more, tampering 14).
 pub const PROFILE_DAYS: i64 = 14;
@@ -186,7 +195,7 @@ async fn licences(
             ));
             let mut raised = Vec::new();
             for finding in &findings {
-                raised.push(raise_finding(tx, ctx, region, finding, None).await?);
+                raised.push(raise_finding(tx, ctx, region, finding, None, end).await?);
             }
             // The period is judged again whole at every hour: a purchase that arrived late (the
             // API or the market feed was down) or a late reading can undo an overrun raised
@@ -391,28 +400,75 @@ async fn meters(
 
     let mut findings = unlicensed_mining(&profiles, &ctx.cfg.mining);
 
-    // Tampering: in each meter's own profile, and, under nodes in a diversion case during the
-    // day, its drop against the node's residual.
-    let open_nodes = nodes_in_case(tx, ctx, region, day_end - Duration::days(1), day_end).await?;
-    let excess = node_excess(tx, ctx, &open_nodes, start, day_end).await?;
-    let mut tamper = Vec::new();
-    for (profile, &m) in profiles.iter().zip(region.meters.iter().filter(|&&m| {
-        grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer
-    })) {
-        if profile.class == MeterClass::Mining && profile.licence.is_some() {
-            continue;
+    // Tampering: in each meter's own profile, and, for a meter whose reported energy dropped,
+    // that drop against the residual of the node where it balances. Every balanced node is
+    // asked, in a diversion case or not: a household's h1 or subtraction takes a few per cent
+    // of a small transformer's energy, too little to open a case, but its node's residual
+    // rises as much as the meter's reports fall. The rise is measured above a loss model
+    // learned from the node's windows before the drop only: the detector's daily models learn
+    // from every window no case flagged, and would have learned such a theft as loss.
+    // A drop is judged against the common movement of the other consumers balanced at the
+    // same node: weather, a holiday or a silent concentrator moves them all at once.
+    let consumers: Vec<(&MeterProfile, usize)> = profiles
+        .iter()
+        .zip(region.meters.iter().filter(|&&m| {
+            grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer
+        }))
+        .filter(|(p, _)| !(p.class == MeterClass::Mining && p.licence.is_some()))
+        .map(|(p, &m)| (p, m))
+        .collect();
+    let placed: Vec<(Option<usize>, Vec<Option<f64>>)> = consumers
+        .iter()
+        .map(|(p, m)| (balancing_node(grid, *m), daily_ratios(p, &ctx.cfg.tamper)))
+        .collect();
+    let mut at_node: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, (node, _)) in placed.iter().enumerate() {
+        if let Some(node) = node {
+            at_node.entry(*node).or_default().push(i);
         }
+    }
+    let mut tamper = Vec::new();
+    let mut dropped = Vec::new();
+    for (i, (profile, _)) in consumers.iter().enumerate() {
         tamper.extend(meter_tamper(profile, &ctx.cfg.tamper));
-        if let Some(series) = balancing_node(grid, m).and_then(|n| excess.get(&n)) {
-            if let Some(found) = residual_match(profile, series, &ctx.cfg.tamper) {
-                tamper.push(found);
-            }
+        let Some(node) = placed[i].0 else {
+            continue;
+        };
+        let peers: Vec<&[Option<f64>]> = at_node
+            .get(&node)
+            .into_iter()
+            .flatten()
+            .filter(|&&j| j != i)
+            .map(|&j| placed[j].1.as_slice())
+            .collect();
+        let common = peer_factors(&peers);
+        if let Some(history_end) = clean_history_end(profile, &common, &ctx.cfg.tamper) {
+            dropped.push((*profile, node, history_end, common));
+        }
+    }
+    let mut nodes: Vec<usize> = dropped.iter().map(|d| d.1).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let samples = node_samples(tx, ctx, &nodes, start, day_end).await?;
+    let mut yardsticks: HashMap<(usize, usize), Option<Vec<Option<f64>>>> = HashMap::new();
+    for (profile, node, history_end, common) in dropped {
+        let Some(series) = samples.get(&node) else {
+            continue;
+        };
+        let excess = yardsticks
+            .entry((node, history_end))
+            .or_insert_with(|| excess_over_history(series, history_end, &ctx.cfg.loss));
+        if let Some(found) = excess
+            .as_deref()
+            .and_then(|excess| residual_match(profile, excess, &common, &ctx.cfg.tamper))
+        {
+            tamper.push(found);
         }
     }
     findings.extend(merge_overlapping(tamper));
     let mut raised = Vec::new();
     for finding in &findings {
-        raised.push(raise_finding(tx, ctx, region, finding, Some(day_end)).await?);
+        raised.push(raise_finding(tx, ctx, region, finding, Some(day_end), day_end).await?);
     }
     Ok(raised)
 }
@@ -429,68 +485,45 @@ fn balancing_node(grid: &super::grid::Grid, meter: usize) -> Option<usize> {
     None
 }
 
-/// The region's balanced nodes (topology indices) with a window of a diversion case in
-/// `[from, to)`, as the windows were judged: the same set whenever the question is asked.
-async fn nodes_in_case(
-    tx: &Transaction<'_>,
-    ctx: &Context<'_>,
-    region: &RegionInfo,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<usize>, tokio_postgres::Error> {
-    let grid = ctx.grid;
-    let keys: Vec<i32> = region
-        .balanced
-        .iter()
-        .map(|(n, _)| grid.node_keys[*n])
-        .collect();
-    let rows = tx
-        .query(
-            "SELECT DISTINCT node_key FROM detector_node_windows
-             WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3 AND in_case",
-            &[&keys, &from, &to],
-        )
-        .await?;
-    let in_case: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    Ok(region
-        .balanced
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| in_case.contains(&grid.node_keys[*n]))
-        .collect())
-}
-
-/// Per node (topology index), its excess above expected loss per window of `[from, to)`.
-async fn node_excess(
+/// Per node (topology index), its balance per window of `[from, to)` as the loss model reads
+/// it (load delivered, input less fed, half hour), where its input was known.
+async fn node_samples(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     nodes: &[usize],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<HashMap<usize, Vec<Option<f64>>>, tokio_postgres::Error> {
+) -> Result<HashMap<usize, Vec<Option<ResidualSample>>>, tokio_postgres::Error> {
     let grid = ctx.grid;
-    let mut out = HashMap::new();
-    for &n in nodes {
-        let rows = tx
-            .query(
-                "SELECT window_start, excess_wh FROM detector_node_windows
-                 WHERE node_key = $1 AND window_start >= $2 AND window_start < $3",
-                &[&grid.node_keys[n], &from, &to],
-            )
-            .await?;
-        let first = window_number(&ctx.spec, from);
-        let count = ((to - from).num_seconds() / ctx.spec.seconds).max(0) as usize;
-        let mut series = vec![None; count];
-        for row in rows {
-            let start: DateTime<Utc> = row.get(0);
-            let i = (window_number(&ctx.spec, start) - first) as usize;
-            if let Some(slot) = series.get_mut(i) {
-                *slot = row.get(1);
-            }
+    let first = window_number(&ctx.spec, from);
+    let count = ((to - from).num_seconds() / ctx.spec.seconds).max(0) as usize;
+    let keys: Vec<i32> = nodes.iter().map(|&n| grid.node_keys[n]).collect();
+    let rows = tx
+        .query(
+            "SELECT node_key, window_start, fed_wh, input_wh - fed_wh FROM detector_node_windows
+             WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
+               AND input_wh IS NOT NULL",
+            &[&keys, &from, &to],
+        )
+        .await?;
+    let mut by_key: HashMap<i32, Vec<Option<ResidualSample>>> = HashMap::new();
+    for row in rows {
+        let key: i32 = row.get(0);
+        let start: DateTime<Utc> = row.get(1);
+        let series = by_key.entry(key).or_insert_with(|| vec![None; count]);
+        let i = window_number(&ctx.spec, start) - first;
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| series.get_mut(i)) {
+            *slot = Some(ResidualSample {
+                load_wh: row.get(2),
+                residual_wh: row.get(3),
+                slot: slot_of(start),
+            });
         }
-        out.insert(n, series);
     }
-    Ok(out)
+    Ok(nodes
+        .iter()
+        .filter_map(|&n| by_key.remove(&grid.node_keys[n]).map(|s| (n, s)))
+        .collect())
 }
 
 /// The regional licensed-mining share, per day over the week before `day_end`; returns the
@@ -547,7 +580,7 @@ async fn share(
     }
     let mut raised = Vec::new();
     for finding in merge_days(findings, day_end, &ctx.cfg.share) {
-        raised.push(raise_finding(tx, ctx, region, &finding, Some(day_end)).await?);
+        raised.push(raise_finding(tx, ctx, region, &finding, Some(day_end), day_end).await?);
     }
     Ok(raised)
 }
@@ -555,13 +588,14 @@ async fn share(
 /// Raises a finding as an anomaly. A condition that began before the period analysed keeps the
 /// start (and at least the energy) its anomaly already has. A daily analysis names the day end
 /// it ran for in the evidence (`analysed_until`): a later run for the same day withdraws what
-/// it no longer finds.
+/// it no longer finds. Every finding names the event time judged up to (`judged_until`).
 async fn raise_finding(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
     finding: &Finding,
     analysed_until: Option<DateTime<Utc>>,
+    judged_until: DateTime<Utc>,
 ) -> anyhow::Result<String> {
     let subject = finding
         .meter
@@ -610,15 +644,23 @@ async fn raise_finding(
         confidence: finding.confidence,
         severity: to_store(level),
         suspects: finding.suspects.clone(),
-        evidence: match (finding.evidence.clone(), analysed_until) {
-            (serde_json::Value::Object(mut map), Some(day_end)) => {
+        evidence: match finding.evidence.clone() {
+            serde_json::Value::Object(mut map) => {
+                if let Some(day_end) = analysed_until {
+                    map.insert(
+                        ANALYSED_UNTIL.into(),
+                        day_end.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+                    );
+                }
                 map.insert(
-                    ANALYSED_UNTIL.into(),
-                    day_end.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+                    JUDGED_UNTIL.into(),
+                    judged_until
+                        .to_rfc3339_opts(SecondsFormat::Secs, true)
+                        .into(),
                 );
                 serde_json::Value::Object(map)
             }
-            (evidence, _) => evidence,
+            evidence => evidence,
         },
     };
     Ok(ctx.raise(tx, &condition, ACTOR).await?.id)

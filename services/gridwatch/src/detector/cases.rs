@@ -90,16 +90,22 @@ pub async fn raise_diversion(
     event: &CaseEvent,
     last_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<String> {
-    let (node, start, end, energy_wh, max_z) = match event {
-        CaseEvent::Open { node, case } => {
-            (*node, case.start, None, case.excess_wh.max(0.0), case.max_z)
-        }
+    let (node, start, end, energy_wh, max_z, flagged_at) = match event {
+        CaseEvent::Open { node, case } => (
+            *node,
+            case.start,
+            None,
+            case.excess_wh.max(0.0),
+            case.max_z,
+            case.flagged_at,
+        ),
         CaseEvent::Ended { node, case } => (
             *node,
             case.start,
             Some(case.end),
             case.excess_wh,
             case.max_z,
+            case.flagged_at,
         ),
         _ => anyhow::bail!("not a diversion event"),
     };
@@ -192,6 +198,7 @@ pub async fn raise_diversion(
         "suspects": suspects,
         "boundary_meters_to_verify": boundary_to_verify,
         "series": "per-window input, fed, expected loss and band: GET /api/v1/anomalies/{id}/evidence",
+        super::analyses::JUDGED_UNTIL: rfc3339(flagged_at.or(last_end).unwrap_or(until)),
     });
     let condition = NewAnomaly {
         kind: Kind::Diversion.as_str().into(),

@@ -192,6 +192,81 @@ async fn redelivered_reading_is_stored_once_and_a_conflicting_one_is_rejected() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_within_one_array_and_against_stored_readings_are_told_apart() {
+    // One gateway array holding a reading, its exact copy and a copy with another value;
+    // then an array mixing stored readings, a conflicting copy of a stored one and new ones:
+    // each key stored once, each conflicting copy rejected, each exact copy absorbed.
+    let db = TestDb::migrated().await;
+    let broker = Broker::start();
+    seed_meters(&db, 4).await;
+    let ingest = InProcess::start(config(&db, &broker, &unique_name("ingest"))).await;
+    let mut publisher = Publisher::connect(broker.port, SIMULATOR_USER).await;
+    let topic = "gridwatch/v1/gateways/GW-1/readings";
+    let other = |meter: usize, interval: usize| {
+        format!(
+            r#"{{"meter_id":"M-{meter:06}","ts":"{}","energy_wh":{}}}"#,
+            ts(interval),
+            energy(meter, interval) + 7
+        )
+    };
+    let first = [
+        gateway_element(0, 0),
+        gateway_element(0, 0),
+        other(0, 0),
+        gateway_element(1, 0),
+    ];
+    publisher
+        .publish(topic, format!("[{}]", first.join(",")))
+        .await;
+    publisher.flush().await;
+    eventually(WAIT, "the first array stored", || async {
+        (db.count("SELECT count(*) FROM readings").await == 2).then_some(())
+    })
+    .await;
+    let second = [
+        gateway_element(1, 0),
+        other(1, 0),
+        gateway_element(2, 0),
+        gateway_element(3, 0),
+        gateway_element(0, 1),
+    ];
+    publisher
+        .publish(topic, format!("[{}]", second.join(",")))
+        .await;
+    publisher.flush().await;
+    eventually(WAIT, "the second array stored", || async {
+        (db.count("SELECT count(*) FROM readings").await == 5).then_some(())
+    })
+    .await;
+    eventually(WAIT, "both conflicting copies rejected", || async {
+        (db.count("SELECT count(*) FROM rejections WHERE reason = 'conflicting_duplicate'")
+            .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    // The stored values are the first arrivals'.
+    for (meter, interval) in [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1)] {
+        let stored = db
+            .count(&format!(
+                "SELECT energy_wh FROM readings r JOIN meters m USING (meter_key)
+                 WHERE m.id = 'M-{meter:06}' AND r.ts = '{}'",
+                ts(interval)
+            ))
+            .await;
+        assert_eq!(
+            stored,
+            energy(meter, interval),
+            "M-{meter:06} at {interval}"
+        );
+    }
+    assert_eq!(ingest.metrics.ingest.duplicates_absorbed.get(), 2);
+    assert_eq!(db.count("SELECT count(*) FROM rejections").await, 2);
+    ingest.stop().await;
+    publisher.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reason_code_comes_from_a_real_bad_input_and_keeps_its_raw_payload() {
     let db = TestDb::migrated().await;
     let broker = Broker::start();

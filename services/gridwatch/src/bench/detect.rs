@@ -169,6 +169,7 @@ async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
 
     // Real time: one window's readings arrive, the detector evaluates it.
     let mut timings = Vec::new();
+    let mut labels = Vec::new();
     for _ in 0..args.windows {
         let Some(interval) = simulation.next_interval() else {
             break;
@@ -178,7 +179,15 @@ async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
         let started = Instant::now();
         while detector.cycle(&mut client).await? {}
         timings.push(started.elapsed().as_secs_f64());
+        labels.push(format!(
+            "{} {:.2} s",
+            interval.at.format("%H:%M"),
+            started.elapsed().as_secs_f64()
+        ));
     }
+    // The window that opens a day also fits the day's loss models and runs the daily
+    // analyses (once a day); one that closes an hour runs the licence analyses.
+    println!("    windows (readings at): {}", labels.join(", "));
     timings.sort_by(f64::total_cmp);
     let median = timings.get(timings.len() / 2).copied().unwrap_or(f64::NAN);
     let max = timings.last().copied().unwrap_or(f64::NAN);

@@ -583,6 +583,7 @@ pub async fn run(args: IngestBenchArgs, config: &Config) -> anyhow::Result<()> {
 
 /// `gridwatch bench ack-only`: a subscriber that acknowledges every message on arrival and does
 /// nothing else, serving its message count on `/metrics`: the ceiling ingest is measured against.
+/// Its session is clean, so the broker forgets it when it stops.
 pub async fn ack_only(config: &Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let (trigger, stop) = crate::shutdown::channel();
@@ -592,8 +593,12 @@ pub async fn ack_only(config: &Config) -> anyhow::Result<()> {
         stop.clone(),
     )
     .await?;
+    // A clean session: once the ceiling is measured, the broker must not keep queueing the
+    // later runs' messages for this subscriber, which would slow them.
+    let mut options = broker_options(&config.mqtt, &config.mqtt.client_id)?;
+    options.set_clean_session(true);
     let mut session = Session::start(
-        broker_options(&config.mqtt, &config.mqtt.client_id)?,
+        options,
         crate::ingest::subscription_filters(config),
         Backoff {
             min: Duration::from_millis(50),

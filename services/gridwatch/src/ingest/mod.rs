@@ -105,6 +105,7 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: Shutdown) -> 
         partitions,
         metrics: metrics.clone(),
         limits: RejectionLimits::from_config(&config.ingest),
+        stage_next: std::sync::atomic::AtomicU32::new(0),
     });
     let (batch_tx, batch_rx) = mpsc::channel(config.ingest.writers);
     let queue = Arc::new(Mutex::new(batch_rx));

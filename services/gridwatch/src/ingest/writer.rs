@@ -10,7 +10,8 @@
 //! (same value: absorbed) or a conflicting duplicate (another value for the same meter and time:
 //! rejected), told apart by one join.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
@@ -21,7 +22,7 @@ use tokio_postgres::{Client, Statement};
 
 use gridwatch_core::{ReasonCode, Rejection};
 
-use super::batch::{Batch, Origin};
+use super::batch::{Batch, Origin, PendingReading};
 use crate::config::{IngestConfig, Secret};
 use crate::db::partitions::PartitionCache;
 use crate::metrics::Metrics;
@@ -72,7 +73,15 @@ pub struct WriterContext {
     pub metrics: Arc<Metrics>,
     /// Rejection limits.
     pub limits: RejectionLimits,
+    /// Batches left to stage without first trying the direct copy: after a batch held a
+    /// reading already stored, the next [`STAGE_AFTER_A_REDELIVERY`] go straight to the staging
+    /// path (a network that redelivers puts a stored reading in nearly every batch, and a
+    /// direct copy that fails is work thrown away).
+    pub stage_next: AtomicU32,
 }
+
+/// Batches staged without trying the direct copy after one that held a stored reading.
+pub const STAGE_AFTER_A_REDELIVERY: u32 = 16;
 
 /// One writer's connection and its prepared statements.
 pub struct Connection {
@@ -95,22 +104,19 @@ const COPY: &str =
 /// The staging rows were copied in (meter, time, arrival) order, which a scan of the fresh
 /// temporary table returns: concurrent writers lock index entries in the same order (no
 /// deadlock), and the first arrival of a key is the one stored.
-const INSERT: &str = "WITH inserted AS (
-    INSERT INTO readings (ts, energy_wh, meter_key, power_w)
+const INSERT: &str = "INSERT INTO readings (ts, energy_wh, meter_key, power_w)
     SELECT ts, energy_wh, meter_key, power_w FROM staging_readings
-    ON CONFLICT DO NOTHING RETURNING 1)
-  SELECT count(*) FROM inserted";
+    ON CONFLICT DO NOTHING RETURNING meter_key, ts";
 
-/// One primary-key probe per staged row (LATERAL): the staging table has no statistics, and a
-/// plain join let the planner hash the whole of `readings` (0.8 s a batch at 16 M rows, paid by
-/// every batch holding one redelivered reading). `$1`/`$2` bound the batch's times, so each probe
-/// touches only the partitions the batch spans.
-const CONFLICTS: &str = "SELECT s.seq, r.energy_wh, r.power_w
-    FROM staging_readings s
+/// The stored copies of the keys a batch could not insert (already stored: by an earlier
+/// batch or a concurrent writer), one primary-key probe each (LATERAL: a plain join let the
+/// planner hash the whole of `readings`). Only those keys are probed, usually a handful;
+/// `$3`/`$4` bound the batch's times, so each probe touches only the partitions it spans.
+const CONFLICTS: &str = "SELECT k.meter_key, k.ts, r.energy_wh, r.power_w
+    FROM unnest($1::int[], $2::timestamptz[]) AS k(meter_key, ts)
     CROSS JOIN LATERAL (
         SELECT energy_wh, power_w FROM readings
-        WHERE meter_key = s.meter_key AND ts = s.ts AND ts >= $1 AND ts <= $2) r
-    WHERE r.energy_wh <> s.energy_wh OR r.power_w IS DISTINCT FROM s.power_w";
+        WHERE meter_key = k.meter_key AND ts = k.ts AND ts >= $3 AND ts <= $4) r";
 
 /// Adds a batch's rejections to the per-hour counts; `kept` is how many of them the limits
 /// ($5 over all sources, $6 per source and reason) let through row by row.
@@ -234,6 +240,29 @@ pub async fn commit(
     }
 
     staged.sort_unstable_by_key(|s| (s.meter_key, batch.readings[s.index].ts, s.index));
+    // A key twice in one batch: the first arrival stays; a copy with the same value is
+    // absorbed, one with another value is a conflicting duplicate.
+    let mut absorbed = 0u64;
+    let mut unique: Vec<Staged> = Vec::with_capacity(staged.len());
+    for s in staged {
+        let reading = &batch.readings[s.index];
+        if let Some(kept) = unique.last() {
+            let first = &batch.readings[kept.index];
+            if kept.meter_key == s.meter_key && first.ts == reading.ts {
+                if (first.energy_wh, first.power_w) == (reading.energy_wh, reading.power_w) {
+                    absorbed += 1;
+                } else {
+                    decided.push(Decided {
+                        rejection: conflicting_duplicate(reading, first.energy_wh),
+                        origin: &reading.origin,
+                    });
+                }
+                continue;
+            }
+        }
+        unique.push(s);
+    }
+    let staged = unique;
     let days: Vec<NaiveDate> = staged
         .iter()
         .map(|s| batch.readings[s.index].ts.date_naive())
@@ -242,10 +271,17 @@ pub async fn commit(
 
     let tx = conn.client.transaction().await?;
     let mut stored = 0u64;
-    let mut absorbed = 0u64;
-    if !staged.is_empty() && copy_direct(&tx, batch, &staged).await? {
+    let try_direct = ctx
+        .stage_next
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_err();
+    if try_direct && !staged.is_empty() && copy_direct(&tx, batch, &staged).await? {
         stored = staged.len() as u64;
     } else if !staged.is_empty() {
+        if try_direct {
+            ctx.stage_next
+                .store(STAGE_AFTER_A_REDELIVERY, Ordering::Relaxed);
+        }
         let sink = tx.copy_in(COPY).await?;
         let writer_sink = BinaryCopyInWriter::new(
             sink,
@@ -267,36 +303,43 @@ pub async fn commit(
                 .await?;
         }
         writer_sink.finish().await?;
-        let inserted: i64 = tx.query_one(&conn.insert, &[]).await?.get(0);
-        stored = inserted as u64;
+        let inserted: HashSet<(i32, DateTime<Utc>)> = tx
+            .query(&conn.insert, &[])
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        stored = inserted.len() as u64;
         let mut conflicting = 0u64;
-        if (inserted as usize) < staged.len() {
+        if inserted.len() < staged.len() {
             let times = staged.iter().map(|s| batch.readings[s.index].ts);
             let (first, last) = (times.clone().min(), times.max());
-            for row in tx.query(&conn.conflicts, &[&first, &last]).await? {
-                let seq: i32 = row.get(0);
-                let existing: i64 = row.get(1);
-                let Some(reading) = batch.readings.get(seq as usize) else {
+            let missing: HashMap<(i32, DateTime<Utc>), &Staged> = staged
+                .iter()
+                .map(|s| ((s.meter_key, batch.readings[s.index].ts), s))
+                .filter(|(key, _)| !inserted.contains(key))
+                .collect();
+            let (keys, stamps): (Vec<i32>, Vec<DateTime<Utc>>) = missing.keys().copied().unzip();
+            for row in tx
+                .query(&conn.conflicts, &[&keys, &stamps, &first, &last])
+                .await?
+            {
+                let key: (i32, DateTime<Utc>) = (row.get(0), row.get(1));
+                let stored_copy: (i64, Option<f32>) = (row.get(2), row.get(3));
+                let Some(s) = missing.get(&key) else {
                     continue;
                 };
-                conflicting += 1;
-                decided.push(Decided {
-                    rejection: Rejection::new(
-                        ReasonCode::ConflictingDuplicate,
-                        format!(
-                            "meter {} at {} is already stored with energy_wh {existing}; this copy says {}",
-                            reading.meter_id,
-                            reading.ts.to_rfc3339(),
-                            reading.energy_wh
-                        ),
-                    )
-                    .with_meter(Some(reading.meter_id.as_str()))
-                    .with_ts(Some(reading.ts)),
-                    origin: &reading.origin,
-                });
+                let reading = &batch.readings[s.index];
+                if stored_copy != (reading.energy_wh, reading.power_w) {
+                    conflicting += 1;
+                    decided.push(Decided {
+                        rejection: conflicting_duplicate(reading, stored_copy.0),
+                        origin: &reading.origin,
+                    });
+                }
             }
         }
-        absorbed = (staged.len() as u64).saturating_sub(stored + conflicting);
+        absorbed += (staged.len() as u64).saturating_sub(stored + conflicting);
     }
 
     let rejected = decided.len() as u64;
@@ -349,6 +392,21 @@ pub async fn commit(
         absorbed,
         rejected,
     })
+}
+
+/// The rejection of `reading`, whose key is already stored with `existing` Wh.
+fn conflicting_duplicate(reading: &PendingReading, existing: i64) -> Rejection {
+    Rejection::new(
+        ReasonCode::ConflictingDuplicate,
+        format!(
+            "meter {} at {} is already stored with energy_wh {existing}; this copy says {}",
+            reading.meter_id,
+            reading.ts.to_rfc3339(),
+            reading.energy_wh
+        ),
+    )
+    .with_meter(Some(reading.meter_id.as_str()))
+    .with_ts(Some(reading.ts))
 }
 
 /// Copies the staged readings straight into `readings` under a savepoint; returns false (with

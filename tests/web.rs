@@ -1,10 +1,12 @@
 //! The auditors' web page in headless Chromium (Debian's `chromium`, installed by
-//! `scripts/setup.sh --test`): served by the API in-process on a free port with a tokens file of
-//! its own, over a database holding a few anomalies. The page loads the work queue, filters it,
-//! opens an anomaly with its evidence chart and history, and a transition made through the form
-//! appears in the history; a link as the auditors' dashboard makes it (`/#anomaly=<id>`), opened
-//! in a tab without a token, asks for the token and then opens that anomaly. Screenshots are saved
-//! to tests/output/ (ignored by git).
+//! `scripts/setup.sh --test`) over the demo's own data: `gridwatch demo --exit`, shortened (300
+//! households, 6 days), runs as a process into a database of the test's own; the API then serves
+//! that database in-process on a free port with a tokens file of its own. The page loads the
+//! demo's anomalies (the queue is the API's list, the insiders' diversion at substation EK-SUB-01
+//! among them), filters it, opens the diversion with its evidence chart and history, and a
+//! transition made through the form appears in the history; a link as the auditors' dashboard
+//! makes it (`/#anomaly=<id>`), opened in a tab without a token, asks for the token and then
+//! opens that anomaly. Screenshots are saved to tests/output/ (ignored by git).
 //!
 //! Without Chromium the test says so and passes, except under CI (`CI=true`) or with
 //! `GRIDWATCH_REQUIRE_CHROMIUM=1`, where a missing browser is a failure.
@@ -15,116 +17,24 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use gridwatch::anomalies::{create, NewAnomaly, Severity};
 use gridwatch::api::auth::hash_token;
-use support::api::{ApiServer, ADMIN};
+use support::api::ApiServer;
 use support::web::{find_chromium, Browser};
 use support::{TempDir, TestDb};
 
 const INVESTIGATOR_TOKEN: &str = "web-test-investigator-3f9c1a";
 const WIDTH: u32 = 1400;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("time")
-        .with_timezone(&Utc)
-}
-
-fn anomaly(kind: &str, key: &str) -> NewAnomaly {
-    NewAnomaly {
-        kind: kind.into(),
-        condition_key: key.into(),
-        region: Some("east-kz".into()),
-        node: None,
-        meter: None,
-        licence: None,
-        started_at: t("2025-10-01T06:00:00Z"),
-        ended_at: None,
-        detected_at: t("2025-10-01T06:31:02Z"),
-        energy_wh: 1_000_000,
-        loss_kzt: 10_300.0,
-        score: 5.0,
-        confidence: 0.5,
-        severity: Severity::Medium,
-        suspects: Vec::new(),
-        evidence: json!({}),
-    }
-}
-
-/// The registry, a feeder's balance with 50 MW going missing from 06:00, and three anomalies;
-/// returns the diversion's id.
-async fn seed(db: &TestDb) -> String {
-    let admin = ApiServer::start(db).await;
-    let registry = r#"{
-      "regions": [{"id": "east-kz", "name": "East Kazakhstan", "tariff_kzt_per_kwh": 10.3}],
-      "nodes": [{"id": "EK-F-001", "parent": null, "region": "east-kz", "kind": "feeder", "input_meter": "EK-F-001-IN"}],
-      "meters": [{"id": "EK-F-001-IN", "node": "EK-F-001", "role": "input", "class": "boundary", "accuracy_pct": 0.5},
-                 {"id": "M-000017", "node": "EK-F-001", "role": "consumer", "class": "household", "accuracy_pct": 1.0}]
-    }"#;
-    let r = admin
-        .put_json("/api/v1/registry", Some(ADMIN), registry)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    admin.stop().await;
-    let mut client = db.client().await;
-    client
-        .execute(
-            "INSERT INTO detector_node_windows (node_key, window_start, input_wh, fed_wh, coverage,
-                 expected_wh, sigma_wh, excess_wh, z, in_case, in_gap, model_learned, state)
-             SELECT (SELECT node_key FROM nodes WHERE id = 'EK-F-001'),
-                    '2025-10-01T00:00:00Z'::timestamptz + i * interval '15 minutes',
-                    10200000 + 4000 * (i % 5) + CASE WHEN i >= 24 THEN 12500000 ELSE 0 END,
-                    10000000 + 3000 * (i % 7), 0.98, 200000, 20000, 0, 0, i >= 24, false, true, '{}'
-             FROM generate_series(0, 63) AS i",
-            &[],
-        )
-        .await
-        .expect("node windows");
-    let tx = client.transaction().await.expect("transaction");
-    let diversion = NewAnomaly {
-        node: Some("EK-F-001".into()),
-        energy_wh: 50_012_000,
-        loss_kzt: 515_123.6,
-        score: 41.2,
-        confidence: 0.9,
-        severity: Severity::Critical,
-        suspects: vec!["M-000017".into()],
-        evidence: json!({
-            "summary": "Node EK-F-001 received 50.0 MWh more than it delivered and lost in the case's windows (50.00 MW on average).",
-            "test": {"window_z_threshold": 4.88}
-        }),
-        ..anomaly("diversion", "web-diversion")
-    };
-    let others = [
-        NewAnomaly {
-            node: Some("EK-F-001".into()),
-            meter: Some("M-000017".into()),
-            loss_kzt: 40_000.0,
-            confidence: 0.8,
-            severity: Severity::High,
-            evidence: json!({"summary": "A household meter draws a flat 5 kW day and night."}),
-            ..anomaly("unlicensed_mining", "web-mining")
-        },
-        NewAnomaly {
-            meter: Some("M-000017".into()),
-            loss_kzt: 2_000.0,
-            severity: Severity::Low,
-            ..anomaly("meter_tamper", "web-tamper")
-        },
-    ];
-    let id = create(&tx, &diversion, "detector")
-        .await
-        .expect("created")
-        .id;
-    for other in &others {
-        create(&tx, other, "detector").await.expect("created");
-    }
-    tx.commit().await.expect("commit");
-    id
-}
+/// The page's work queue: the statuses its filter starts with, in the API's priority order.
+const QUEUE_QUERY: &str = "sort=priority&status=open,investigating&limit=1000";
+/// Rows per page of the queue (`PAGE` in web/app.js).
+const PAGE: usize = 50;
+/// In the page: the queue's anomaly ids, in order; how many rows the queue and the history show.
+const QUEUE_IDS: &str =
+    "[...document.querySelectorAll('#queue tbody tr')].map((r) => r.dataset.id)";
+const QUEUE_ROWS: &str = "document.querySelectorAll('#queue tbody tr').length";
+const HISTORY_ROWS: &str = "document.querySelectorAll('#history tbody tr').length";
 
 /// A tokens file of this test's own.
 fn tokens_file(dir: &TempDir) -> std::path::PathBuf {
@@ -145,22 +55,42 @@ fn must_have_chromium() -> bool {
         || std::env::var_os("GRIDWATCH_REQUIRE_CHROMIUM").is_some()
 }
 
+/// The anomalies of `GET /api/v1/anomalies?<query>`, in its order, all on one page.
+async fn listed(api: &ApiServer, query: &str) -> Vec<Value> {
+    let r = api
+        .get(
+            &format!("/api/v1/anomalies?{query}"),
+            Some(INVESTIGATOR_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.json();
+    assert_eq!(page["next_cursor"], Value::Null, "one page holds them all");
+    page["items"].as_array().expect("items").clone()
+}
+
+fn ids(items: &[Value]) -> Value {
+    Value::Array(items.iter().map(|a| a["id"].clone()).collect())
+}
+
 #[tokio::test]
-async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_transition() {
+async fn the_page_shows_the_demos_anomalies_a_chart_and_history_and_records_a_transition() {
     let Some(chromium) = find_chromium() else {
         assert!(
             !must_have_chromium(),
             "Chromium is required here but was not found: install Debian's chromium package (scripts/setup.sh --test) or set GRIDWATCH_CHROMIUM"
         );
         eprintln!(
-            "SKIPPED the_page_shows_the_queue...: no Chromium (install Debian's chromium package, \
-             or set GRIDWATCH_CHROMIUM to its path)"
+            "SKIPPED the_page_shows_the_demos_anomalies...: no Chromium (install Debian's \
+             chromium package, or set GRIDWATCH_CHROMIUM to its path)"
         );
         return;
     };
     let started = Instant::now();
-    let db = TestDb::migrated().await;
-    let diversion = seed(&db).await;
+    // The demo's own path, from simulated meters over MQTT to the detector's anomalies.
+    let demo = support::demo::run(300, 6, Duration::from_secs(300)).await;
+    let demo_secs = started.elapsed().as_secs_f64();
+    let db = demo.db;
     let dir = TempDir::new("web");
     let mut config = support::api::config(&db, None);
     config.tokens_file = tokens_file(&dir);
@@ -168,7 +98,36 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
     let output = support::workspace_root().join("tests/output");
     let base = format!("http://{}", api.addr);
 
+    // What the page must show: the API's work queue, with the insiders' diversion in it.
+    let queue = listed(&api, QUEUE_QUERY).await;
+    let diversion = queue
+        .iter()
+        .find(|a| a["kind"] == "diversion" && a["node"] == "EK-SUB-01")
+        .unwrap_or_else(|| {
+            panic!(
+                "the demo's diversion at EK-SUB-01 is in the queue: {queue:#?}\n{}",
+                demo.report
+            )
+        });
+    assert_eq!(diversion["severity"], "critical", "{diversion:#}");
+    let diversion = diversion["id"].as_str().expect("an id").to_owned();
+    let diversions = listed(&api, &format!("{QUEUE_QUERY}&kind=diversion")).await;
+    let r = api
+        .get(
+            &format!("/api/v1/anomalies/{diversion}"),
+            Some(INVESTIGATOR_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let detail = r.json();
+    let history = detail["history"].as_array().expect("a history").len();
+    let summary = detail["evidence"]["summary"]
+        .as_str()
+        .expect("the diversion's summary")
+        .to_owned();
+
     let mut browser = Browser::launch(&chromium, WIDTH, 1000).await;
+    let browsing = Instant::now();
     let driven = tokio::time::timeout(Duration::from_secs(120), Box::pin(async {
         // Collects Content-Security-Policy violations from the first script on.
         browser
@@ -182,20 +141,42 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
             .wait_for("document.getElementById('token-form')", "the token form")
             .await;
         assert_eq!(
-            browser.eval("document.querySelectorAll('#queue tbody tr').length").await,
+            browser.eval(QUEUE_ROWS).await,
             json!(0),
             "nothing is shown before a token is given"
+        );
+        assert_eq!(
+            browser.eval("document.getElementById('f-status').value").await,
+            json!("open,investigating"),
+            "the queue starts with the statuses QUEUE_QUERY asks for"
         );
 
         // The token, typed once, kept for this tab only.
         browser.type_into("#token", INVESTIGATOR_TOKEN).await;
         browser.click("#token-form button").await;
+        // Every anomaly of the API's queue, page after page, in its order (most money at stake
+        // first).
+        for page in 1..=queue.len().div_ceil(PAGE) {
+            if page > 1 {
+                browser.click("#more").await;
+            }
+            browser
+                .wait_for(
+                    &format!("{QUEUE_ROWS} === {}", queue.len().min(page * PAGE)),
+                    "the work queue",
+                )
+                .await;
+        }
         browser
             .wait_for(
-                "document.querySelectorAll('#queue tbody tr').length === 3",
-                "the work queue",
+                &format!(
+                    "document.getElementById('queue-status').textContent.startsWith('{} anomalies')",
+                    queue.len()
+                ),
+                "the whole queue counted",
             )
             .await;
+        assert_eq!(browser.eval(QUEUE_IDS).await, ids(&queue));
         assert_eq!(
             browser
                 .eval("sessionStorage.getItem('gridwatch.token')")
@@ -208,46 +189,43 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
                 .await,
             json!([0, ""])
         );
-        // Most money at stake first: 515,123.6 x 0.9.
-        assert_eq!(
-            browser
-                .eval("document.querySelector('#queue tbody tr').dataset.id")
-                .await,
-            json!(diversion)
-        );
         browser
             .screenshot(&output.join("web-1-queue.png"), WIDTH)
             .await;
 
         // A filter.
         browser
-            .eval("document.getElementById('f-kind').value = 'meter_tamper'")
+            .eval("document.getElementById('f-kind').value = 'diversion'")
             .await;
         browser.click("#filters button").await;
         browser
             .wait_for(
-                "document.querySelectorAll('#queue tbody tr').length === 1",
+                &format!(
+                    "{QUEUE_ROWS} === {} && document.getElementById('queue-status').textContent !== 'Loading…'",
+                    diversions.len()
+                ),
                 "the filtered queue",
             )
             .await;
+        assert_eq!(browser.eval(QUEUE_IDS).await, ids(&diversions));
         browser
             .eval("document.getElementById('f-kind').value = ''")
             .await;
         browser.click("#filters button").await;
         browser
             .wait_for(
-                "document.querySelectorAll('#queue tbody tr').length === 3",
+                &format!("{QUEUE_ROWS} === {}", queue.len().min(PAGE)),
                 "the whole queue again",
             )
             .await;
 
-        // Open the diversion: summary, chart, history.
+        // Open the diversion: summary, facts, chart, history.
         browser
             .click(&format!("#queue tbody tr[data-id='{diversion}']"))
             .await;
         browser
             .wait_for(
-                "document.querySelector('#chart svg') && document.querySelectorAll('#history tbody tr').length === 1",
+                &format!("document.querySelector('#chart svg') && {HISTORY_ROWS} === {history}"),
                 "the anomaly's chart and history",
             )
             .await;
@@ -256,7 +234,7 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
             .await;
         let chart_text = chart_text.as_str().unwrap_or_default();
         assert!(
-            chart_text.contains("Energy went missing on feeder EK-F-001")
+            chart_text.contains("Energy went missing on substation EK-SUB-01")
                 && chart_text.contains("Local time (UTC+05:00)"),
             "{chart_text}"
         );
@@ -268,25 +246,37 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
                 .unwrap_or(0)
                 >= 4
         );
-        let summary = browser
-            .eval("document.getElementById('detail-summary').textContent")
+        assert_eq!(
+            browser
+                .eval("document.getElementById('detail-summary').textContent")
+                .await,
+            json!(summary)
+        );
+        let facts = browser
+            .eval("document.getElementById('detail-facts').innerText")
             .await;
-        assert!(summary.as_str().unwrap_or_default().contains("50.0 MWh"));
+        let facts = facts.as_str().unwrap_or_default().to_owned();
+        for feeder in ["EK-F-001-IN", "EK-F-002-IN", "EK-F-003-IN", "EK-F-004-IN"] {
+            assert!(
+                facts.contains(feeder),
+                "the rigged input meter {feeder} is a suspect: {facts}"
+            );
+        }
         browser
             .screenshot(&output.join("web-2-anomaly.png"), WIDTH)
             .await;
 
-        // A transition through the form: refused without the note dismissal needs, then made.
+        // A transition through the form, then a dismissal refused without the note it needs.
         browser
             .eval("document.getElementById('to').value = 'investigating'")
             .await;
         browser
-            .type_into("#note", "Field team sent to EK-F-001, 12 Oct")
+            .type_into("#note", "Field team sent to EK-SUB-01, 12 Oct")
             .await;
         browser.click("#transition button").await;
         browser
             .wait_for(
-                "document.querySelectorAll('#history tbody tr').length === 2",
+                &format!("{HISTORY_ROWS} === {}", history + 1),
                 "the transition in the history",
             )
             .await;
@@ -297,7 +287,7 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
         for needle in [
             "web-investigator",
             "open → investigating",
-            "Field team sent to EK-F-001, 12 Oct",
+            "Field team sent to EK-SUB-01, 12 Oct",
         ] {
             assert!(last.contains(needle), "{needle:?} not in {last:?}");
         }
@@ -356,7 +346,8 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
                     "!document.getElementById('detail').hidden \
                      && document.getElementById('detail').dataset.id === '{diversion}' \
                      && document.querySelector('#chart svg') \
-                     && document.querySelectorAll('#history tbody tr').length === 2"
+                     && {HISTORY_ROWS} === {}",
+                    history + 1
                 ),
                 "the linked anomaly with its chart and history",
             )
@@ -412,13 +403,15 @@ async fn the_page_shows_the_queue_an_anomalys_chart_and_history_and_records_a_tr
             "web-investigator".to_owned(),
             "open".to_owned(),
             "investigating".to_owned(),
-            "Field team sent to EK-F-001, 12 Oct".to_owned()
+            "Field team sent to EK-SUB-01, 12 Oct".to_owned()
         )
     );
     api.stop().await;
     println!(
-        "Screenshots: {} (web-1-queue.png, web-2-anomaly.png, web-3-transition.png, web-4-linked-anomaly.png); {:.1} s",
+        "Screenshots: {} (web-1-queue.png, web-2-anomaly.png, web-3-transition.png, web-4-linked-anomaly.png); \
+         demo {demo_secs:.1} s, browser {:.1} s, {:.1} s in all",
         output.display(),
+        browsing.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
 }

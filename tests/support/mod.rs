@@ -6,6 +6,7 @@ pub mod api;
 pub mod broker;
 pub mod cases;
 pub mod db;
+pub mod demo;
 pub mod ingest;
 pub mod layout;
 pub mod pgserver;

@@ -399,25 +399,65 @@ fn quantile_abs(values: &[f64], q: f64) -> f64 {
 
 /// A node's excess, window by window, above a model learned from `samples[..history_end]`
 /// only: what the node lost beyond what it used to, judged against a yardstick that a later
-/// theft cannot move. `None` when that history is too short to learn from.
+/// theft cannot move. `drivers` are the per-window energies of the node's large fed meters
+/// (aligned with `samples`): each meter's own error is a share of its own energy, so where a
+/// plant or a farm switches on and off the residual moves with that meter, not with the total
+/// load; what the loss model leaves is regressed on them (and a constant) over the same
+/// history. `None` when
+/// that history is too short to learn from.
 pub fn excess_over_history(
     samples: &[Option<ResidualSample>],
+    drivers: &[&[Option<f64>]],
     history_end: usize,
     params: &LossParams,
 ) -> Option<Vec<Option<f64>>> {
-    let history: Vec<ResidualSample> = samples[..history_end.min(samples.len())]
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+    let end = history_end.min(samples.len());
+    let history: Vec<ResidualSample> = samples[..end].iter().flatten().copied().collect();
     let model = LossModel::fit(&history, params);
-    model.is_learned().then(|| {
-        samples
-            .iter()
-            .map(|s| s.map(|s| s.residual_wh - model.expected(s.load_wh, s.slot, params)))
+    if !model.is_learned() {
+        return None;
+    }
+    let excess: Vec<Option<f64>> = samples
+        .iter()
+        .map(|s| s.map(|s| s.residual_wh - model.expected(s.load_wh, s.slot, params)))
+        .collect();
+    // A constant beside the drivers: where a large meter is off, the loss model's
+    // compromise between its on and off levels is what is left.
+    let row = |i: usize| -> Option<Vec<f64>> {
+        std::iter::once(Some(1.0))
+            .chain(
+                drivers
+                    .iter()
+                    .map(|d| d.get(i).copied().flatten().filter(|e| e.is_finite())),
+            )
             .collect()
-    })
+    };
+    let (rows, y): (Vec<Vec<f64>>, Vec<f64>) =
+        (0..end).filter_map(|i| Some((row(i)?, excess[i]?))).unzip();
+    let Some(beta) = (!drivers.is_empty() && rows.len() >= params.min_history)
+        .then(|| crate::stats::least_squares(&rows, &y, DRIVER_RIDGE))
+        .flatten()
+    else {
+        return Some(excess);
+    };
+    Some(
+        excess
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let e = (*e)?;
+                // A window where a driver is unknown keeps the loss model's excess.
+                Some(row(i).map_or(e, |r| {
+                    e - r.iter().zip(&beta).map(|(x, b)| x * b).sum::<f64>()
+                }))
+            })
+            .collect(),
+    )
 }
+
+/// Ridge of the drivers' regression, as a share of each scaled column's mean square: enough to
+/// keep two meters that always move together from trading huge opposite coefficients.
+const DRIVER_RIDGE: f64 = 1e-3;
 
 /// Median absolute deviation from the median.
 pub fn mad(values: &[f64]) -> f64 {
@@ -524,7 +564,7 @@ mod tests {
                 Some(s)
             })
             .collect();
-        let excess = excess_over_history(&samples, 7 * 96, &p).expect("a week to learn from");
+        let excess = excess_over_history(&samples, &[], 7 * 96, &p).expect("a week to learn from");
         let mean_of = |r: std::ops::Range<usize>| {
             let v: Vec<f64> = excess[r].iter().flatten().copied().collect();
             v.iter().sum::<f64>() / v.len() as f64
@@ -544,7 +584,72 @@ mod tests {
             / (3 * 96) as f64;
         assert!(absorbed < after, "adaptive {absorbed}, frozen {after}");
         // Too little history: nothing to judge against.
-        assert!(excess_over_history(&samples, 10, &p).is_none());
+        assert!(excess_over_history(&samples, &[], 10, &p).is_none());
+    }
+
+    #[test]
+    fn a_large_meter_switching_on_and_off_is_regressed_out_of_the_excess() {
+        // A feeder of homes (about 40 kWh a window) and a farm of 250 kWh a window that runs
+        // some days and not others; the farm's meter reads 1 % low, so the feeder's residual
+        // moves by 2.5 kWh a window with it. From day 10, 500 Wh a window is stolen.
+        let p = LossParams::default();
+        let mut state = 7u64;
+        let mut noise = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let days = 14;
+        let mut samples = Vec::new();
+        let mut farm = Vec::new();
+        for d in 0..days {
+            let running = (d * 5 + 3) % 7 < 4;
+            for w in 0..96 {
+                let slot = (w / 2) as u8;
+                let phase = (w as f64 / 96.0) * std::f64::consts::TAU;
+                let homes = 40_000.0 * (1.0 + 0.4 * phase.sin());
+                let farm_true = if running { 250_000.0 } else { 0.0 };
+                let farm_read = 0.99 * farm_true;
+                let load = homes + farm_read;
+                let theft = if d >= 10 { 500.0 } else { 0.0 };
+                let residual = 300.0
+                    + 1.0e-7 * load * load
+                    + (farm_true - farm_read)
+                    + theft
+                    + 100.0 * noise();
+                samples.push(Some(ResidualSample {
+                    load_wh: load,
+                    residual_wh: residual,
+                    slot,
+                }));
+                farm.push(Some(farm_read));
+            }
+        }
+        let history_end = 10 * 96;
+        let spread_after = |excess: &[Option<f64>]| {
+            let v: Vec<f64> = excess[history_end..].iter().flatten().copied().collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            (
+                m,
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt(),
+            )
+        };
+        let plain = excess_over_history(&samples, &[], history_end, &p).expect("learned");
+        let with_farm =
+            excess_over_history(&samples, &[farm.as_slice()], history_end, &p).expect("learned");
+        let (m0, s0) = spread_after(&plain);
+        let (m1, s1) = spread_after(&with_farm);
+        assert!(
+            (m1 - 500.0).abs() < 150.0,
+            "theft seen as {m1} (plain {m0})"
+        );
+        // What the half-hour slope cannot follow of a load that jumps six-fold remains, but
+        // the farm's own switching no longer sets the spread.
+        assert!(
+            s1 < 0.67 * s0,
+            "spread {s1} with the farm's meter, {s0} without"
+        );
     }
 
     #[test]

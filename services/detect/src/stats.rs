@@ -117,6 +117,58 @@ fn ranks(values: &[f64]) -> Vec<f64> {
     out
 }
 
+/// Least squares `y ≈ X·β` with a ridge of `ridge` times each column's mean square (columns are
+/// scaled first, so that energies of very different sizes are solved alike); `None` when there
+/// are fewer rows than columns or the system is singular.
+pub fn least_squares(rows: &[Vec<f64>], y: &[f64], ridge: f64) -> Option<Vec<f64>> {
+    let k = rows.first()?.len();
+    if k == 0 || rows.len() <= k || rows.len() != y.len() {
+        return None;
+    }
+    let scale: Vec<f64> = (0..k)
+        .map(|j| {
+            let ms = rows.iter().map(|r| r[j] * r[j]).sum::<f64>() / rows.len() as f64;
+            if ms > 0.0 {
+                ms.sqrt()
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    // Normal equations on the scaled columns, augmented with X'y.
+    let mut a = vec![vec![0.0; k + 1]; k];
+    for (r, yi) in rows.iter().zip(y) {
+        for i in 0..k {
+            let xi = r[i] / scale[i];
+            for j in 0..k {
+                a[i][j] += xi * r[j] / scale[j];
+            }
+            a[i][k] += xi * yi;
+        }
+    }
+    for (i, row) in a.iter_mut().enumerate() {
+        row[i] += ridge * rows.len() as f64;
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..k {
+        let pivot = (col..k).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    Some((0..k).map(|i| a[i][k] / a[i][i] / scale[i]).collect())
+}
+
 /// Rounds to `digits` decimals, for compact evidence.
 pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -154,6 +206,17 @@ mod tests {
         let a = [1.0, 2.0, 4.0, 3.0];
         assert!((correlation(&a, &a).expect("r") - 1.0).abs() < 1e-12);
         assert_eq!(correlation(&a, &[1.0; 4]), None);
+        // y = 2 x1 - 3 x2 on columns of very different sizes.
+        let rows: Vec<Vec<f64>> = (0..20)
+            .map(|i| vec![f64::from(i) * 1e5, f64::from((i * 7) % 5)])
+            .collect();
+        let y: Vec<f64> = rows.iter().map(|r| 2.0 * r[0] - 3.0 * r[1]).collect();
+        let beta = least_squares(&rows, &y, 0.0).expect("solvable");
+        assert!(
+            (beta[0] - 2.0).abs() < 1e-9 && (beta[1] + 3.0).abs() < 1e-6,
+            "{beta:?}"
+        );
+        assert_eq!(least_squares(&rows[..2], &y[..2], 0.0), None);
         // One wild value moves Pearson's correlation, not the ranks'.
         let b = [1.0, 2.0, 3.0, -1e6];
         let c = [1.0, 2.0, 3.0, 4.0];

@@ -450,14 +450,24 @@ async fn meters(
     nodes.sort_unstable();
     nodes.dedup();
     let samples = node_samples(tx, ctx, &nodes, start, day_end).await?;
+    let drivers: HashMap<usize, Vec<Vec<Option<f64>>>> = nodes
+        .iter()
+        .map(|&n| (n, large_fed_meters(grid, region, rs, n, first, count)))
+        .collect();
     let mut yardsticks: HashMap<(usize, usize), Option<Vec<Option<f64>>>> = HashMap::new();
     for (profile, node, history_end, common) in dropped {
         let Some(series) = samples.get(&node) else {
             continue;
         };
-        let excess = yardsticks
-            .entry((node, history_end))
-            .or_insert_with(|| excess_over_history(series, history_end, &ctx.cfg.loss));
+        let excess = yardsticks.entry((node, history_end)).or_insert_with(|| {
+            let drivers: Vec<&[Option<f64>]> = drivers
+                .get(&node)
+                .into_iter()
+                .flatten()
+                .map(Vec::as_slice)
+                .collect();
+            excess_over_history(series, &drivers, history_end, &ctx.cfg.loss)
+        });
         if let Some(found) = excess
             .as_deref()
             .and_then(|excess| residual_match(profile, excess, &common, &ctx.cfg.tamper))
@@ -471,6 +481,55 @@ async fn meters(
         raised.push(raise_finding(tx, ctx, region, finding, Some(day_end), day_end).await?);
     }
     Ok(raised)
+}
+
+/// Least share of a node's fed energy a meter must carry to be one of its drivers.
+const DRIVER_SHARE: f64 = 0.05;
+/// Most drivers per node: the largest.
+const MAX_DRIVERS: usize = 8;
+
+/// The per-window energies, over `count` windows from window number `first`, of the meters a
+/// node feeds that carry at least [`DRIVER_SHARE`] of its energy (child input meters,
+/// industrial, commercial and farm meters; households aside: a home's share of a small
+/// transformer is its own use, not a meter error worth learning), the largest
+/// [`MAX_DRIVERS`]. A plant or a farm switching on and off moves the node's residual by its
+/// own meter's error, which the node's total load cannot tell.
+fn large_fed_meters(
+    grid: &super::grid::Grid,
+    region: &RegionInfo,
+    rs: &RegionState,
+    node: usize,
+    first: i64,
+    count: usize,
+) -> Vec<Vec<Option<f64>>> {
+    let Some((_, terms)) = region.balanced.iter().find(|(n, _)| *n == node) else {
+        return Vec::new();
+    };
+    let series = |m: usize| -> Vec<Option<f64>> {
+        let key = grid.meter_keys[m];
+        (0..count as i64)
+            .map(|i| rs.series.get(key, first + i))
+            .collect()
+    };
+    let mean = |v: &[Option<f64>]| {
+        let known: Vec<f64> = v.iter().flatten().copied().collect();
+        known.iter().sum::<f64>() / known.len().max(1) as f64
+    };
+    let fed: Vec<(usize, f64)> = terms.fed.iter().map(|&m| (m, mean(&series(m)))).collect();
+    let total: f64 = fed.iter().map(|f| f.1).sum();
+    let mut large: Vec<(usize, f64)> = fed
+        .into_iter()
+        .filter(|&(m, e)| {
+            grid.topology.meters[m].class != MeterClass::Household && e >= DRIVER_SHARE * total
+        })
+        .collect();
+    large.sort_by(|a, b| b.1.total_cmp(&a.1));
+    large
+        .into_iter()
+        .take(MAX_DRIVERS)
+        .filter(|_| total > 0.0)
+        .map(|(m, _)| series(m))
+        .collect()
 }
 
 /// The nearest node at or above a meter's that has an input meter (where its energy balances).

@@ -291,9 +291,14 @@ pub fn clean_history_end(
 /// same days. The drop is judged against the meter's peers' common movement (`peers`, from
 /// [`peer_factors`]; empty without peers). The profile should hold `baseline_days` (up to 28)
 /// of history before the drop; a drop whose onset has left the profile is no longer seen.
+///
+/// `node_load_wh` (aligned with the profile; empty when unknown) is what the node delivered:
+/// a deficit below `min_share_of_node` of it over the same windows is within what the node's
+/// balance itself can be wrong by, and is not confirmed.
 pub fn residual_match(
     profile: &MeterProfile,
     node_excess_wh: &[Option<f64>],
+    node_load_wh: &[Option<f64>],
     peers: &[Option<f64>],
     params: &TamperParams,
 ) -> Option<Finding> {
@@ -412,6 +417,15 @@ pub fn residual_match(
     }
     let windows = (end - start) as f64;
     let meter_deficit = known.iter().sum::<f64>() * windows / known.len() as f64;
+    let load: Vec<f64> = cond
+        .clone()
+        .filter_map(|i| node_load_wh.get(i).copied().flatten())
+        .collect();
+    if let Some(load) = mean(&load) {
+        if meter_deficit < params.min_share_of_node * load * windows {
+            return None;
+        }
+    }
     let before_node: Vec<f64> = node_daily[..drop.onset].iter().flatten().copied().collect();
     let after_node: Vec<f64> = node_daily[drop.onset..drop.end]
         .iter()
@@ -525,6 +539,7 @@ pub fn residual_match(
                 "node_z": params.node_z,
                 "min_match_ratio": params.min_match_ratio,
                 "max_match_ratio": params.max_match_ratio,
+                "min_share_of_node": params.min_share_of_node,
                 "min_daily_correlation": params.min_daily_correlation,
                 "min_drop_share": params.min_drop_share,
             },

@@ -147,6 +147,11 @@ pub async fn print(
                     .is_some_and(|l| i.licence.as_ref().is_some_and(|x| x.to_string() == l));
                 node_matches || meter_matches || licence_matches
             })
+            // ... and the same time: a condition over before the injection began, or begun
+            // after it ended, is not it.
+            .filter(|i| {
+                ended.is_none_or(|e| i.started_at < e) && i.ended_at.is_none_or(|e| started < e)
+            })
             .collect();
         if injections.is_empty() && injected_kind.is_some() {
             println!("           nothing was injected here: a false alarm of the detector");

@@ -468,9 +468,10 @@ async fn meters(
                 .collect();
             excess_over_history(series, &drivers, history_end, &ctx.cfg.loss)
         });
+        let load: Vec<Option<f64>> = series.iter().map(|s| s.map(|s| s.load_wh)).collect();
         if let Some(found) = excess
             .as_deref()
-            .and_then(|excess| residual_match(profile, excess, &common, &ctx.cfg.tamper))
+            .and_then(|excess| residual_match(profile, excess, &load, &common, &ctx.cfg.tamper))
         {
             tamper.push(found);
         }

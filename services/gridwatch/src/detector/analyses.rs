@@ -372,31 +372,32 @@ async fn meters(
     let Ok(region_id) = RegionId::parse(&region.id) else {
         return Ok(Vec::new());
     };
-    let profiles: Vec<MeterProfile> = region
+    let consumer_meters: Vec<usize> = region
         .meters
         .iter()
-        .filter(|&&m| grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer)
-        .map(|&m| {
-            let meter = &grid.topology.meters[m];
-            let key = grid.meter_keys[m];
-            MeterProfile {
-                meter: meter.id.clone(),
-                class: meter.class,
-                node: grid.topology.nodes[meter.node].id.clone(),
-                region: region_id.clone(),
-                licence: meter.licence.clone(),
-                accuracy_pct: meter.accuracy_pct,
-                spec: ctx.spec,
-                start,
-                energy_wh: (0..count as i64)
-                    .map(|i| rs.series.get(key, first + i))
-                    .collect(),
-                backwards: (0..count as i64)
-                    .map(|i| rs.series.backwards(key, first + i))
-                    .collect(),
-            }
-        })
+        .copied()
+        .filter(|&m| grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer)
         .collect();
+    let profiles: Vec<MeterProfile> = on_every_core(&consumer_meters, |_, &m| {
+        let meter = &grid.topology.meters[m];
+        let key = grid.meter_keys[m];
+        MeterProfile {
+            meter: meter.id.clone(),
+            class: meter.class,
+            node: grid.topology.nodes[meter.node].id.clone(),
+            region: region_id.clone(),
+            licence: meter.licence.clone(),
+            accuracy_pct: meter.accuracy_pct,
+            spec: ctx.spec,
+            start,
+            energy_wh: (0..count as i64)
+                .map(|i| rs.series.get(key, first + i))
+                .collect(),
+            backwards: (0..count as i64)
+                .map(|i| rs.series.backwards(key, first + i))
+                .collect(),
+        }
+    });
 
     let mut findings = unlicensed_mining(&profiles, &ctx.cfg.mining);
 
@@ -417,32 +418,37 @@ async fn meters(
         .filter(|(p, _)| !(p.class == MeterClass::Mining && p.licence.is_some()))
         .map(|(p, &m)| (p, m))
         .collect();
-    let placed: Vec<(Option<usize>, Vec<Option<f64>>)> = consumers
-        .iter()
-        .map(|(p, m)| (balancing_node(grid, *m), daily_ratios(p, &ctx.cfg.tamper)))
-        .collect();
+    let placed: Vec<(Option<usize>, Vec<Option<f64>>)> = on_every_core(&consumers, |_, (p, m)| {
+        (balancing_node(grid, *m), daily_ratios(p, &ctx.cfg.tamper))
+    });
     let mut at_node: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, (node, _)) in placed.iter().enumerate() {
         if let Some(node) = node {
             at_node.entry(*node).or_default().push(i);
         }
     }
+    // Each meter's own analyses are independent: they run on every core.
+    let params = ctx.cfg.tamper;
+    let judged = on_every_core(&consumers, |i, (profile, _)| {
+        let found = meter_tamper(profile, &params);
+        let drop = placed[i].0.and_then(|node| {
+            let peers: Vec<&[Option<f64>]> = at_node
+                .get(&node)
+                .into_iter()
+                .flatten()
+                .filter(|&&j| j != i)
+                .map(|&j| placed[j].1.as_slice())
+                .collect();
+            let common = peer_factors(&peers);
+            clean_history_end(profile, &common, &params).map(|end| (node, end, common))
+        });
+        (found, drop)
+    });
     let mut tamper = Vec::new();
     let mut dropped = Vec::new();
-    for (i, (profile, _)) in consumers.iter().enumerate() {
-        tamper.extend(meter_tamper(profile, &ctx.cfg.tamper));
-        let Some(node) = placed[i].0 else {
-            continue;
-        };
-        let peers: Vec<&[Option<f64>]> = at_node
-            .get(&node)
-            .into_iter()
-            .flatten()
-            .filter(|&&j| j != i)
-            .map(|&j| placed[j].1.as_slice())
-            .collect();
-        let common = peer_factors(&peers);
-        if let Some(history_end) = clean_history_end(profile, &common, &ctx.cfg.tamper) {
+    for ((found, drop), (profile, _)) in judged.into_iter().zip(&consumers) {
+        tamper.extend(found);
+        if let Some((node, history_end, common)) = drop {
             dropped.push((*profile, node, history_end, common));
         }
     }
@@ -482,6 +488,35 @@ async fn meters(
         raised.push(raise_finding(tx, ctx, region, finding, Some(day_end), day_end).await?);
     }
     Ok(raised)
+}
+
+/// `f(index, item)` for every item of `items`, in order, the work split over the machine's
+/// cores (scoped threads: `f` only borrows). A panic in one is raised again here.
+pub(super) fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let f = &f;
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, item)| f(c * chunk + j, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Least share of a node's fed energy a meter must carry to be one of its drivers.

@@ -82,10 +82,13 @@ pub async fn for_day(
             slot: gridwatch_detect::loss::slot_of(start),
         });
     }
+    // Each node's fit is independent: they run on every core.
+    let fitted = super::analyses::on_every_core(&missing, |_, key| {
+        LossModel::fit(samples.get(key).map(Vec::as_slice).unwrap_or(&[]), params)
+    });
     let mut keys = Vec::new();
     let mut jsons = Vec::new();
-    for key in missing {
-        let model = LossModel::fit(samples.get(&key).map(Vec::as_slice).unwrap_or(&[]), params);
+    for (key, model) in missing.into_iter().zip(fitted) {
         keys.push(key);
         jsons.push(serde_json::to_value(&model).unwrap_or_default());
         models.insert(key, model);

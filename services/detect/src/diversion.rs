@@ -200,6 +200,11 @@ pub struct WindowInput {
     pub expected_wh: f64,
     /// Spread of the residual, Wh.
     pub sigma_wh: f64,
+    /// How far the expected residual may be off because the load is unusual for the time of
+    /// day, Wh (`LossModel::extrapolation`): a bias that lasts while the load does, so the
+    /// cumulative test counts only excess beyond it (a diversion does not move the load
+    /// delivered, so it is not discounted).
+    pub bias_allowance_wh: f64,
     /// Whether the node's model has enough history for the cumulative test (priors and young
     /// models miss calendar effects such as street lighting, which a CUSUM would accumulate).
     pub learned: bool,
@@ -284,8 +289,11 @@ pub fn step(
             state.cusum_excess_wh = 0.0;
             state.cusum_load_wh = 0.0;
         }
-        state.cusum =
-            (state.cusum + z.clamp(-params.z_clamp, params.z_clamp) - params.cusum_k).max(0.0);
+        let beyond_bias = excess.signum() * (excess.abs() - w.bias_allowance_wh.max(0.0)).max(0.0);
+        let z_cusum = beyond_bias / w.sigma_wh.max(1e-9);
+        state.cusum = (state.cusum + z_cusum.clamp(-params.z_clamp, params.z_clamp)
+            - params.cusum_k)
+            .max(0.0);
         state.cusum_excess_wh += excess;
         state.cusum_load_wh += w.fed_wh.abs();
         if state.cusum <= 0.0 {
@@ -395,6 +403,14 @@ mod tests {
     }
 
     fn run(residuals: &[Option<f64>], learned: bool) -> (Vec<WindowOutcome>, NodeState) {
+        run_with_bias(residuals, learned, 0.0)
+    }
+
+    fn run_with_bias(
+        residuals: &[Option<f64>],
+        learned: bool,
+        bias_allowance_wh: f64,
+    ) -> (Vec<WindowOutcome>, NodeState) {
         let p = DiversionParams::default();
         let th = p.thresholds(96.0);
         let mut state = NodeState::default();
@@ -411,6 +427,7 @@ mod tests {
                     coverage: 1.0,
                     expected_wh: 3000.0,
                     sigma_wh: 1000.0,
+                    bias_allowance_wh,
                     learned,
                     learned_model: learned,
                 };
@@ -485,6 +502,22 @@ mod tests {
         let case = state.case.expect("still open");
         assert_eq!(case.start, t0() + Duration::minutes(15 * 20));
         assert!((case.excess_wh - 40.0 * 2000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn an_excess_the_loads_departure_explains_does_not_accumulate() {
+        // 2.5 % of throughput above expected for sixteen hours, while the load is so unusual
+        // for the time of day that the model's slope may be off by as much: no case. The same
+        // excess beyond that allowance is caught as before.
+        let mut r = vec![Some(0.0); 20];
+        r.extend(vec![Some(2500.0); 64]);
+        let (out, state) = run_with_bias(&r, true, 2500.0);
+        assert!(out.iter().all(|o| !o.in_case) && state.case.is_none());
+        let (out, _) = run_with_bias(&r, true, 500.0);
+        assert!(
+            out.iter().any(|o| o.in_case),
+            "2 sigmas beyond the allowance"
+        );
     }
 
     #[test]

@@ -245,15 +245,21 @@ impl LossModel {
         (base + offset).min(cap)
     }
 
-    /// The residual's spread for a load of `load_wh` in `slot`, never below the floors, wider
-    /// when the load is unusual for the time of day.
-    pub fn sigma(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
-        let extrapolation = self
-            .slot_load_wh
+    /// How far the expected residual may be off because the load departs from the node's
+    /// usual load in `slot` (`slope_uncertainty` of the departure), Wh. Such an error is the
+    /// same from one window to the next while the load stays unusual: a bias, not noise.
+    pub fn extrapolation(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
+        self.slot_load_wh
             .get(usize::from(slot) % SLOTS)
             .map_or(0.0, |usual| {
                 params.slope_uncertainty * (load_wh - usual).abs()
-            });
+            })
+    }
+
+    /// The residual's spread for a load of `load_wh` in `slot`, never below the floors, wider
+    /// when the load is unusual for the time of day.
+    pub fn sigma(&self, load_wh: f64, slot: u8, params: &LossParams) -> f64 {
+        let extrapolation = self.extrapolation(load_wh, slot, params);
         let slot_sigma = self
             .slot_sigma_wh
             .get(usize::from(slot) % SLOTS)

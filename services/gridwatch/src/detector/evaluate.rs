@@ -226,6 +226,7 @@ pub async fn evaluate(
                 sigma_wh: model
                     .sigma(b.fed_wh, slot, &ctx.cfg.loss)
                     .hypot(b.uncertainty_wh),
+                bias_allowance_wh: model.extrapolation(b.fed_wh, slot, &ctx.cfg.loss),
                 learned: model.supports_cusum(&ctx.cfg.loss),
                 learned_model: model.is_learned(),
             };

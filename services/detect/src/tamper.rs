@@ -13,6 +13,9 @@
 //! - **a flat line at the daily mean** ([`meter_tamper`], Jokar h5): whole days of identical
 //!   readings at about the meter's usual level, each day at its own level. It moves no energy
 //!   over a day, so its finding carries 0 Wh: it flags a device, not a loss.
+//! - **hours of nothing every day** ([`meter_tamper`], Jokar h2): from some day on, readings
+//!   at exactly zero for hours on most days, the rest of each day at its usual level, from a
+//!   meter that never read zero that long before. The zeroed hours' usual energy is its loss.
 //! - **a day reversed** ([`meter_tamper`], Jokar h6): for five days or more, the day's shape
 //!   fits the meter's usual day (the week before) mirrored in time far better than the usual
 //!   day itself. It moves no daily energy either; only households with a lopsided day (a
@@ -23,6 +26,7 @@
 
 mod deficit;
 mod shape;
+mod zeros;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,6 +123,12 @@ pub struct TamperParams {
     pub reversal_t: f64,
     /// Share of a day's windows that must be known for the day to count (default 0.8).
     pub min_day_coverage: f64,
+    /// Shortest run of readings at exactly zero that counts, hours (default 4: Jokar h2's
+    /// shortest zeroed stretch; a household's standby never reads zero that long).
+    pub min_zero_hours: f64,
+    /// Days with such a run, most of the days since the first, before a meter is raised
+    /// (default 3).
+    pub min_zero_days: u32,
 }
 
 impl Default for TamperParams {
@@ -143,6 +153,8 @@ impl Default for TamperParams {
             min_reversal_gain: 0.5,
             reversal_t: 6.0,
             min_day_coverage: 0.8,
+            min_zero_hours: 4.0,
+            min_zero_days: 3,
         }
     }
 }
@@ -152,6 +164,7 @@ impl Default for TamperParams {
 pub fn meter_tamper(profile: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
     let mut out = backwards(profile, params);
     out.extend(shape::flat_lines(profile, params));
+    out.extend(zeros::zero_runs(profile, params));
     out.extend(shape::reversal(profile, params));
     out
 }

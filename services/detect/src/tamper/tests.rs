@@ -543,3 +543,57 @@ fn a_node_rise_far_beyond_the_meters_drop_is_not_its_tamper() {
     }
     assert!(matched >= 15, "matched {matched}/20");
 }
+
+/// The findings of `p` from its daily zero runs.
+fn zeroed_findings(p: &MeterProfile) -> Vec<Finding> {
+    meter_tamper(p, &TamperParams::default())
+        .into_iter()
+        .filter(|f| f.evidence["signal"] == "daily_zero_runs")
+        .collect()
+}
+
+#[test]
+fn hours_of_nothing_every_day_are_raised_with_the_energy_they_hid() {
+    // Jokar h2 from day 14 of 21: at least four hours at zero each day.
+    let mut caught = 0;
+    let mut errors = Vec::new();
+    for seed in 0..10 {
+        let x = home(7_400 + seed, 21);
+        let reported = attacked(&mut Rng::new(seed), &x, 14, Attack::H2);
+        let found = zeroed_findings(&meter("M-ZERO", &reported));
+        let Some(f) = found.first() else {
+            continue;
+        };
+        caught += 1;
+        assert_eq!(f.suspects, vec!["M-ZERO".to_string()]);
+        assert_eq!(f.ended_at, None, "seed {seed}: still going");
+        let truth: f64 = hidden(&x, &reported).iter().sum();
+        errors.push(f.energy_wh / truth - 1.0);
+    }
+    errors.sort_by(f64::total_cmp);
+    eprintln!("h2 by zero runs: caught {caught}/10, energy errors {errors:.2?}");
+    assert!(caught >= 9, "caught {caught}/10");
+    let median = errors[errors.len() / 2];
+    assert!(median.abs() < 0.3, "median energy error {median}");
+}
+
+#[test]
+fn homes_away_switched_off_or_honest_never_read_as_zeroed() {
+    for seed in 0..40 {
+        let x = home(7_500 + seed, 21);
+        assert!(
+            zeroed_findings(&meter("M-HONEST", &x)).is_empty(),
+            "seed {seed}"
+        );
+        // Away from day 14: standby only, low all day.
+        let away = scaled_from(&x, 14, 0.15);
+        assert!(
+            zeroed_findings(&meter("M-AWAY", &away)).is_empty(),
+            "seed {seed}"
+        );
+    }
+    // Switched off at the main breaker for whole days: zero all day, nothing else normal.
+    let x = home(7_600, 21);
+    let off = scaled_from(&x, 14, 0.0);
+    assert!(zeroed_findings(&meter("M-OFF", &off)).is_empty());
+}

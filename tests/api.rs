@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use gridwatch::api::auth::{Access, Role};
 use gridwatch::api::routes::{Verb, ROUTES};
+use gridwatch::config::Config;
 use support::api::{config, ApiServer, Response, ADMIN, INVESTIGATOR, MARKET, VIEWER};
 use support::broker::MARKET_USER;
 use support::{eventually, Broker, Publisher, TestDb};
@@ -879,11 +880,10 @@ async fn invalid_purchases_get_clear_codes_and_store_nothing() {
 // ---------------------------------------------------------------------------------------------
 // Purchases over MQTT
 
-#[tokio::test]
-async fn purchases_over_mqtt_take_the_same_path_and_refusals_are_kept_with_their_payload() {
-    let broker = Broker::start();
-    let db = TestDb::migrated().await;
-    let api = ApiServer::start_with(config(&db, Some(&broker))).await;
+/// The API started with `config` (its purchases consumer on the test's broker), the example
+/// registry imported, once the consumer has subscribed.
+async fn api_taking_purchases(config: Config) -> ApiServer {
+    let api = ApiServer::start_with(config).await;
     let r = api.put_json("/api/v1/registry", Some(ADMIN), EXAMPLE).await;
     assert_eq!(r.status, 200);
     let subscribed = api.metrics.clone();
@@ -892,6 +892,14 @@ async fn purchases_over_mqtt_take_the_same_path_and_refusals_are_kept_with_their
         async move { done.then_some(()) }
     })
     .await;
+    api
+}
+
+#[tokio::test]
+async fn purchases_over_mqtt_take_the_same_path_and_refusals_are_kept_with_their_payload() {
+    let broker = Broker::start();
+    let db = TestDb::migrated().await;
+    let api = api_taking_purchases(config(&db, Some(&broker))).await;
     let mut publisher = Publisher::connect(broker.port, MARKET_USER).await;
     let topic = "gridwatch/v1/market/purchases";
     for payload in [
@@ -974,15 +982,7 @@ async fn a_purchase_the_database_always_refuses_is_kept_as_a_rejection_and_the_t
     let broker = Broker::start();
     let db = TestDb::migrated().await;
     let config = config(&db, Some(&broker));
-    let api = ApiServer::start_with(config.clone()).await;
-    let r = api.put_json("/api/v1/registry", Some(ADMIN), EXAMPLE).await;
-    assert_eq!(r.status, 200);
-    let subscribed = api.metrics.clone();
-    eventually(WAIT, "the purchases consumer subscribed", || {
-        let done = subscribed.ingest.mqtt_subscribed.get() == 1;
-        async move { done.then_some(()) }
-    })
-    .await;
+    let api = api_taking_purchases(config.clone()).await;
     // A fault that only one purchase meets, every time: the database refuses to store it.
     db.client()
         .await
@@ -1109,15 +1109,7 @@ async fn a_purchase_the_database_always_refuses_is_kept_as_a_rejection_and_the_t
 async fn a_purchase_held_by_a_full_disk_is_stored_when_the_database_recovers() {
     let broker = Broker::start();
     let db = TestDb::migrated().await;
-    let api = ApiServer::start_with(config(&db, Some(&broker))).await;
-    let r = api.put_json("/api/v1/registry", Some(ADMIN), EXAMPLE).await;
-    assert_eq!(r.status, 200);
-    let subscribed = api.metrics.clone();
-    eventually(WAIT, "the purchases consumer subscribed", || {
-        let done = subscribed.ingest.mqtt_subscribed.get() == 1;
-        async move { done.then_some(()) }
-    })
-    .await;
+    let api = api_taking_purchases(config(&db, Some(&broker))).await;
     // The database refuses every purchase as a full disk would (SQLSTATE 53100): not the
     // message's fault, so it is held, not turned into a rejection.
     let admin = db.client().await;

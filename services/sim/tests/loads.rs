@@ -73,13 +73,7 @@ fn month() -> &'static Vec<MeterMonth> {
                 })
             })
             .collect();
-        let consumers: Vec<usize> = registry
-            .meters
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| simulation.consumer_kind(&m.id).is_some())
-            .map(|(i, _)| i)
-            .collect();
+        let consumers = common::consumers_where(&simulation, |_| true);
         while let Some(interval) = simulation.next_interval() {
             let local = (interval.truth.start + Duration::hours(UTC_OFFSET_H)).naive_utc();
             let key = (local.date(), chrono::Timelike::hour(&local));
@@ -482,18 +476,7 @@ fn household_weeks() -> Vec<(chrono::NaiveDate, f64)> {
         ..SimConfig::default()
     };
     let mut simulation = Simulation::new(config).expect("valid");
-    let homes: Vec<usize> = simulation
-        .registry()
-        .meters
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| {
-            simulation
-                .consumer_kind(&m.id)
-                .is_some_and(|k| is_plain_home(&k))
-        })
-        .map(|(i, _)| i)
-        .collect();
+    let homes = common::consumers_where(&simulation, |k| is_plain_home(&k));
     assert!(homes.len() > 450, "{} plain homes", homes.len());
     let mut days: Vec<(chrono::NaiveDate, f64)> = Vec::new();
     while let Some(interval) = simulation.next_interval() {

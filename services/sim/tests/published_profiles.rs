@@ -8,6 +8,8 @@
 //! what the model meets today, with a margin; the figures are printed (`--nocapture`) and
 //! documented in README.md, "Source of the shapes".
 
+mod common;
+
 use std::ops::RangeInclusive;
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc, Weekday};
@@ -145,22 +147,9 @@ fn simulated() -> Simulated {
     };
     let offset = Duration::minutes(i64::from(config.utc_offset_minutes));
     let mut simulation = Simulation::new(config).expect("valid");
-    let registry = simulation.registry().clone();
     let members: Vec<Vec<usize>> = GROUPS
         .iter()
-        .map(|group| {
-            registry
-                .meters
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    simulation
-                        .consumer_kind(&m.id)
-                        .is_some_and(|kind| group.contains(&kind))
-                })
-                .map(|(i, _)| i)
-                .collect()
-        })
+        .map(|group| common::consumers_where(&simulation, |kind| group.contains(&kind)))
         .collect();
     let mut sums = vec![[[0.0; QUARTERS]; 3]; GROUPS.len()];
     let mut counts = [[0u32; QUARTERS]; 3];

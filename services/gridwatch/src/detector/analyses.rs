@@ -378,7 +378,7 @@ async fn meters(
         .copied()
         .filter(|&m| grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer)
         .collect();
-    let profiles: Vec<MeterProfile> = on_every_core(&consumer_meters, |_, &m| {
+    let profiles: Vec<MeterProfile> = super::on_every_core(&consumer_meters, |_, &m| {
         let meter = &grid.topology.meters[m];
         let key = grid.meter_keys[m];
         MeterProfile {
@@ -412,15 +412,13 @@ async fn meters(
     // same node: weather, a holiday or a silent concentrator moves them all at once.
     let consumers: Vec<(&MeterProfile, usize)> = profiles
         .iter()
-        .zip(region.meters.iter().filter(|&&m| {
-            grid.topology.meters[m].role == gridwatch_core::registry::MeterRole::Consumer
-        }))
+        .zip(consumer_meters.iter().copied())
         .filter(|(p, _)| !(p.class == MeterClass::Mining && p.licence.is_some()))
-        .map(|(p, &m)| (p, m))
         .collect();
-    let placed: Vec<(Option<usize>, Vec<Option<f64>>)> = on_every_core(&consumers, |_, (p, m)| {
-        (balancing_node(grid, *m), daily_ratios(p, &ctx.cfg.tamper))
-    });
+    let placed: Vec<(Option<usize>, Vec<Option<f64>>)> =
+        super::on_every_core(&consumers, |_, (p, m)| {
+            (balancing_node(grid, *m), daily_ratios(p, &ctx.cfg.tamper))
+        });
     let mut at_node: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, (node, _)) in placed.iter().enumerate() {
         if let Some(node) = node {
@@ -429,7 +427,7 @@ async fn meters(
     }
     // Each meter's own analyses are independent: they run on every core.
     let params = ctx.cfg.tamper;
-    let judged = on_every_core(&consumers, |i, (profile, _)| {
+    let judged = super::on_every_core(&consumers, |i, (profile, _)| {
         let found = meter_tamper(profile, &params);
         let drop = placed[i].0.and_then(|node| {
             let peers: Vec<&[Option<f64>]> = at_node
@@ -488,35 +486,6 @@ async fn meters(
         raised.push(raise_finding(tx, ctx, region, finding, Some(day_end), day_end).await?);
     }
     Ok(raised)
-}
-
-/// `f(index, item)` for every item of `items`, in order, the work split over the machine's
-/// cores (scoped threads: `f` only borrows). A panic in one is raised again here.
-pub(super) fn on_every_core<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(usize, &T) -> R + Sync,
-) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let f = &f;
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(j, item)| f(c * chunk + j, item))
-                        .collect::<Vec<R>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
 }
 
 /// Least share of a node's fed energy a meter must carry to be one of its drivers.

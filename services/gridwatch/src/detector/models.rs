@@ -83,7 +83,7 @@ pub async fn for_day(
         });
     }
     // Each node's fit is independent: they run on every core.
-    let fitted = super::analyses::on_every_core(&missing, |_, key| {
+    let fitted = super::on_every_core(&missing, |_, key| {
         LossModel::fit(samples.get(key).map(Vec::as_slice).unwrap_or(&[]), params)
     });
     let mut keys = Vec::new();

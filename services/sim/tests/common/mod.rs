@@ -11,7 +11,8 @@ use gridwatch_core::registry::RegistryDocument;
 use gridwatch_core::MeterId;
 use gridwatch_sim::config::{NetworkConfig, RegionConfig};
 use gridwatch_sim::{
-    GroundTruth, Interval, NodeTruth, OutTopic, Purchase, Scenario, SimConfig, Simulation,
+    ConsumerKind, GroundTruth, Interval, NodeTruth, OutTopic, Purchase, Scenario, SimConfig,
+    Simulation,
 };
 
 /// A small region: 2 substations x 3 feeders x 2 transformers, 240 households, 24 commercial,
@@ -236,4 +237,16 @@ pub fn without(config: &SimConfig, name: &str) -> SimConfig {
 /// A meter id.
 pub fn meter(id: &str) -> MeterId {
     MeterId::parse(id).expect("a valid meter id")
+}
+
+/// Indices, in the registry's meter list, of the consumer meters whose kind `keep` accepts.
+pub fn consumers_where(simulation: &Simulation, keep: impl Fn(ConsumerKind) -> bool) -> Vec<usize> {
+    simulation
+        .registry()
+        .meters
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| simulation.consumer_kind(&m.id).is_some_and(&keep))
+        .map(|(i, _)| i)
+        .collect()
 }

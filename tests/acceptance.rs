@@ -314,10 +314,17 @@ async fn tampered_meters_are_named_where_the_data_can_show_them() {
             .as_str()
             .unwrap_or("?")
             .to_owned();
-        let as_tamper = outcome
+        let found = outcome
             .of_kind("meter_tamper")
-            .iter()
-            .any(|a| a.meter.as_deref() == Some(meter.as_str()));
+            .into_iter()
+            .find(|a| a.meter.as_deref() == Some(meter.as_str()));
+        if let Some(f) = &found {
+            eprintln!(
+                "{attack} {meter}: injected {} Wh, found {} Wh",
+                injection.energy_wh, f.energy_wh
+            );
+        }
+        let as_tamper = found.is_some();
         let as_suspect = outcome
             .of_kind("diversion")
             .iter()
@@ -343,57 +350,42 @@ async fn tampered_meters_are_named_where_the_data_can_show_them() {
         );
     }
     // Of the attacks that take energy (h1-h4, cap, subtract), each is named: as a tamper
-    // finding on the meter (its drop matched by its node's rise, or, for h2, hours of nothing
-    // every day), which carries the node and the meter as suspect, or among the first three
-    // suspects of the node's diversion case. The limit is the balance the meter falls in: a
-    // home under a transformer without an input meter balances at its feeder, beside
-    // industrial plants and licensed farms, and a few kWh a day taken there are under what the
-    // feeder's balance confirms; h4 leaves no other sign (reported in the closing note).
+    // finding on the meter (its drop matched by its node's rise; for h2, hours of nothing
+    // every day; for h4, days without a shape), which carries the node and the meter as
+    // suspect, or among the first three suspects of the node's diversion case. A home under
+    // a transformer without an input meter balances at its feeder, beside industrial plants
+    // and licensed farms, where a few kWh a day are under what the balance confirms: there
+    // only the meter's own readings can name it (h2 and h4 in this grid).
     let removing = ["h1", "h2", "h3", "h4", "cap", "subtract"];
-    let named = caught
+    let unnamed: Vec<_> = removing
         .iter()
-        .filter(|c| removing.contains(&c.0.as_str()) && (c.3 || c.4))
-        .count();
+        .filter(|a| !caught.iter().any(|c| c.0 == **a && (c.3 || c.4)))
+        .collect();
     assert!(
-        named >= 5,
-        "too few energy-removing attacks named: {caught:?} / {missed:?}"
-    );
-    assert!(
-        caught.iter().any(|c| c.0 == "cap" && (c.3 || c.4)),
-        "a capped meter taking hundreds of kWh is named: {missed:?}"
+        unnamed.is_empty(),
+        "energy-removing attacks not named: {unnamed:?} ({caught:?} / {missed:?})"
     );
     // A register running backwards is always caught.
     assert!(
         caught.iter().any(|c| c.0 == "backwards"),
         "backwards register missed: {missed:?}"
     );
-    // No honest meter is accused where nothing was tampered. Under a transformer with a
-    // tampered meter, the node's residual rises, and a neighbour whose own use happened to
-    // fall at the same time can match it (seen in about one run in four: a known limit of the
-    // residual match, reported, not hidden); it is printed here.
+    // No honest meter is accused: not where nothing was tampered, and not beside a tampered
+    // meter, where the node's residual rises and a neighbour whose own use happened to fall
+    // at the same time could match it if its node's rise were not shared out
+    // (`shared_rises`).
     let tampered: Vec<String> = outcome
         .truth
         .injected
         .iter()
         .filter_map(|i| i.meter.as_ref().map(ToString::to_string))
         .collect();
-    let tampered_nodes: Vec<String> = outcome
-        .truth
-        .injected
-        .iter()
-        .filter(|i| i.kind == InjectionKind::MeterTamper)
-        .filter_map(|i| i.node.as_ref().map(ToString::to_string))
-        .collect();
-    let (beside_a_theft, wrong): (Vec<_>, Vec<_>) = outcome
+    let wrong: Vec<_> = outcome
         .of_kind("meter_tamper")
         .into_iter()
         .filter(|a| !a.meter.as_ref().is_some_and(|m| tampered.contains(m)))
-        .partition(|a| a.node.as_ref().is_some_and(|n| tampered_nodes.contains(n)));
-    eprintln!("honest neighbours of a tampered meter accused: {beside_a_theft:?}");
-    assert!(
-        wrong.is_empty(),
-        "honest meters accused where nothing was tampered: {wrong:#?}"
-    );
+        .collect();
+    assert!(wrong.is_empty(), "honest meters accused: {wrong:#?}");
 }
 
 /// What an anomaly is to the comparison of two runs: kind, subject, period, energy and the

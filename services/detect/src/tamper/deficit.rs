@@ -11,6 +11,7 @@
 //! drop its median day must rise, significantly, by `min_match_ratio` to `max_match_ratio`
 //! times what the meter stopped reporting.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{daily_sums, day_start, kwh, TamperParams};
@@ -546,4 +547,61 @@ pub fn residual_match(
             "daily": series,
         }),
     })
+}
+
+/// Matches of drops against their nodes' rises ([`residual_match`]), each with the node it
+/// balances at, judged together: a node's rise that one meter's deficit explains cannot also
+/// confirm a neighbour whose own use fell at the same time. At each node, the matches are taken
+/// in order of how closely the node followed the meter day by day (then of confidence); each
+/// next one must still match by `min_match_ratio` once the deficits of those already taken,
+/// over the time they overlap it, are subtracted from its node's rise. Two meters tampered at
+/// once both keep their match (the node lost both deficits); an honest neighbour's coincident
+/// drop does not. Periods still open run to `until`.
+pub fn shared_rises(
+    matches: Vec<(usize, Finding)>,
+    until: DateTime<Utc>,
+    params: &TamperParams,
+) -> Vec<Finding> {
+    let number = |f: &Finding, key: &str| f.evidence.get(key).and_then(|v| v.as_f64());
+    let mut by_node: Vec<(usize, Vec<Finding>)> = Vec::new();
+    for (node, f) in matches {
+        match by_node.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, group)) => group.push(f),
+            None => by_node.push((node, vec![f])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut group) in by_node {
+        group.sort_by(|a, b| {
+            let key = |f: &Finding| (number(f, "daily_correlation").unwrap_or(0.0), f.confidence);
+            key(b)
+                .partial_cmp(&key(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        // Taken so far: (start, end, deficit per second).
+        let mut taken: Vec<(DateTime<Utc>, DateTime<Utc>, f64)> = Vec::new();
+        for f in group {
+            let start = f.started_at;
+            let end = f.ended_at.unwrap_or(until).max(start);
+            let seconds = (end - start).num_seconds().max(1) as f64;
+            let explained: f64 = taken
+                .iter()
+                .map(|(s, e, rate)| {
+                    let overlap = (end.min(*e) - start.max(*s)).num_seconds().max(0) as f64;
+                    rate * overlap
+                })
+                .sum();
+            let (Some(rise), Some(deficit)) =
+                (number(&f, "node_rise_wh"), number(&f, "unreported_wh"))
+            else {
+                continue;
+            };
+            if deficit <= 0.0 || (rise - explained) / deficit < params.min_match_ratio {
+                continue;
+            }
+            taken.push((start, end, deficit / seconds));
+            out.push(f);
+        }
+    }
+    out
 }

@@ -597,3 +597,170 @@ fn homes_away_switched_off_or_honest_never_read_as_zeroed() {
     let off = scaled_from(&x, 14, 0.0);
     assert!(zeroed_findings(&meter("M-OFF", &off)).is_empty());
 }
+
+/// The findings of `p` from days without a shape.
+fn shapeless_findings(p: &MeterProfile) -> Vec<Finding> {
+    meter_tamper(p, &TamperParams::default())
+        .into_iter()
+        .filter(|f| f.evidence["signal"] == "days_without_shape")
+        .collect()
+}
+
+#[test]
+fn days_without_a_shape_are_raised_with_the_energy_they_hid() {
+    // Jokar h4 from day 14 of 21: each reading a random share (0.1-0.8) of the day's mean.
+    let mut caught = 0;
+    let mut errors = Vec::new();
+    for seed in 0..20 {
+        let x = home(7_700 + seed, 21);
+        let reported = attacked(&mut Rng::new(seed), &x, 14, Attack::H4);
+        let p = meter("M-NOISE", &reported);
+        let Some(f) = shapeless_findings(&p).into_iter().next() else {
+            continue;
+        };
+        caught += 1;
+        assert_eq!(f.suspects, vec!["M-NOISE".to_string()]);
+        assert_eq!(f.ended_at, None, "seed {seed}: still going");
+        // Days are judged whole, and a first attacked day that happens to keep some shape
+        // is left out: the onset is placed within two days.
+        let onset = p.window(14 * PER_DAY - LOCAL_SHIFT).start;
+        assert!(
+            (f.started_at - onset).num_hours().abs() <= 48,
+            "seed {seed}: {}",
+            f.started_at
+        );
+        // The truth over the days the finding covers.
+        let from = ((f.started_at - p.start).num_minutes() / 15) as usize;
+        let truth: f64 = hidden(&x, &reported)[from..].iter().sum();
+        errors.push(f.energy_wh / truth - 1.0);
+    }
+    errors.sort_by(f64::total_cmp);
+    eprintln!("h4 by days without a shape: caught {caught}/20, energy errors {errors:.2?}");
+    assert!(caught >= 16, "caught {caught}/20");
+    let median = errors[errors.len() / 2];
+    assert!(median.abs() < 0.2, "median energy error {median}");
+}
+
+#[test]
+fn a_home_away_or_with_a_new_routine_keeps_a_shape() {
+    for seed in 0..40 {
+        let x = home(7_800 + seed, 21);
+        // Away from day 14: the standby, a tenth or two of the usual use.
+        let away = scaled_from(&x, 14, 0.15);
+        assert!(
+            shapeless_findings(&meter("M-AWAY", &away)).is_empty(),
+            "seed {seed}"
+        );
+        // Night shifts from day 14: the day moved by eight hours, a fifth less energy.
+        let mut shifted = x.clone();
+        let from = 14 * PER_DAY;
+        for (i, v) in shifted.iter_mut().enumerate().skip(from) {
+            *v = 0.8 * x[from + (i - from + 32) % (x.len() - from)];
+        }
+        assert!(
+            shapeless_findings(&meter("M-SHIFT", &shifted)).is_empty(),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn a_stopped_device_ends_the_condition() {
+    // h4 on days 9 to 16 of 21, the meter honest again after.
+    let mut raised = 0;
+    for seed in 0..10 {
+        let x = home(7_900 + seed, 21);
+        let mut reported = attacked(&mut Rng::new(seed), &x, 9, Attack::H4);
+        let back = 16 * PER_DAY - LOCAL_SHIFT;
+        reported[back..].copy_from_slice(&x[back..]);
+        let p = meter("M-STOP", &reported);
+        let f = shapeless_findings(&p);
+        let Some(f) = f.first() else {
+            continue;
+        };
+        raised += 1;
+        let ended = f.ended_at.expect("ended");
+        assert!(
+            (ended - p.window(back).start).num_hours().abs() <= 24,
+            "seed {seed}: {ended}"
+        );
+    }
+    assert!(raised >= 8, "raised {raised}/10");
+}
+
+/// A drop matched at a node: `days` days from `from_day`, the meter's deficit and the node's
+/// rise over them, kWh, and how closely the node followed the meter.
+fn matched(
+    meter: &str,
+    from_day: i64,
+    days: i64,
+    deficit_kwh: f64,
+    rise_kwh: f64,
+    follow: f64,
+) -> Finding {
+    let start = synth::winter_start() + Duration::days(from_day);
+    Finding {
+        kind: Kind::MeterTamper,
+        region: None,
+        node: None,
+        meter: Some(gridwatch_core::MeterId::parse(meter).expect("id")),
+        licence: None,
+        started_at: start,
+        ended_at: Some(start + Duration::days(days)),
+        energy_wh: deficit_kwh * 1000.0,
+        score: 4.0,
+        confidence: 0.8,
+        suspects: vec![meter.to_string()],
+        evidence: json!({
+            "signal": "drop_matched_by_node_residual",
+            "unreported_wh": deficit_kwh * 1000.0,
+            "node_rise_wh": rise_kwh * 1000.0,
+            "daily_correlation": follow,
+        }),
+    }
+}
+
+#[test]
+fn a_node_rise_confirms_only_as_many_deficits_as_it_lost() {
+    let params = TamperParams::default();
+    let until = synth::winter_start() + Duration::days(30);
+    let names = |found: Vec<Finding>| -> Vec<String> {
+        found
+            .into_iter()
+            .filter_map(|f| f.meter.map(|m| m.to_string()))
+            .collect()
+    };
+    // A tampered meter hides 3 kWh a day for 10 days, and its node lost as much; a neighbour's
+    // own use fell by 2.5 kWh a day over 8 of those days, and over them the node lost the
+    // tampered meter's 24 kWh: it is not the neighbour's.
+    let tampered = matched("M-T", 10, 10, 30.0, 31.0, 0.8);
+    let neighbour = matched("M-N", 12, 8, 20.0, 25.0, 0.5);
+    assert_eq!(
+        names(shared_rises(
+            vec![(1, neighbour.clone()), (1, tampered.clone())],
+            until,
+            &params
+        )),
+        vec!["M-T"]
+    );
+    // At another node, each is confirmed by its own node.
+    assert_eq!(
+        names(shared_rises(
+            vec![(1, tampered.clone()), (2, neighbour)],
+            until,
+            &params
+        ))
+        .len(),
+        2
+    );
+    // Two meters tampered at once: the node lost both deficits, both are kept.
+    let second = matched("M-2", 12, 8, 20.0, 45.0, 0.6);
+    assert_eq!(
+        names(shared_rises(
+            vec![(1, tampered), (1, second)],
+            until,
+            &params
+        )),
+        vec!["M-T", "M-2"]
+    );
+}

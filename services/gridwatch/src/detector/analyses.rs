@@ -22,6 +22,7 @@ use gridwatch_detect::quota::{quota_overrun, HourQuota};
 use gridwatch_detect::share::{merge_days, mining_share};
 use gridwatch_detect::tamper::{
     clean_history_end, daily_ratios, merge_overlapping, meter_tamper, peer_factors, residual_match,
+    shared_rises,
 };
 use gridwatch_detect::window::Window;
 
@@ -459,6 +460,7 @@ async fn meters(
         .map(|&n| (n, large_fed_meters(grid, region, rs, n, first, count)))
         .collect();
     let mut yardsticks: HashMap<(usize, usize), Option<Vec<Option<f64>>>> = HashMap::new();
+    let mut matches = Vec::new();
     for (profile, node, history_end, common) in dropped {
         let Some(series) = samples.get(&node) else {
             continue;
@@ -477,9 +479,11 @@ async fn meters(
             .as_deref()
             .and_then(|excess| residual_match(profile, excess, &load, &common, &ctx.cfg.tamper))
         {
-            tamper.push(found);
+            matches.push((node, found));
         }
     }
+    // A node's rise confirms only as many deficits as it lost.
+    tamper.extend(shared_rises(matches, day_end, &ctx.cfg.tamper));
     findings.extend(merge_overlapping(tamper));
     let mut raised = Vec::new();
     for finding in &findings {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use gridwatch::config::{Config, Secret};
 use gridwatch::services::{self, Running, Service};
-use gridwatch::simulate::{feed, wait_until_consuming, FeedOptions};
+use gridwatch::simulate::{feed, wait_until_consuming, Backlog, FeedOptions};
 use gridwatch_sim::{GroundTruth, SimConfig, Simulation};
 use tokio_postgres::Client;
 
@@ -151,7 +151,13 @@ impl Started {
             topic_root: self.config.mqtt.topic_root.clone(),
             publishers: 2,
             speed: None,
-            backlog: None,
+            // A full-speed replay must not outrun ingest by more than the broker queues for it
+            // (deploy/mosquitto: 2,000,000 messages, beyond which it drops): a month of 2,000
+            // homes is 6 million readings, half of them one message each.
+            backlog: Some(Backlog {
+                database_url: self.config.database_url.clone(),
+                max_readings: 1_000_000,
+            }),
         };
         feed(&mut self.simulation, &options, |_, _| {})
             .await
@@ -202,6 +208,31 @@ impl Started {
                 }
             } else {
                 settled = 0;
+            }
+            if Instant::now() >= deadline {
+                let recent = client
+                    .query(
+                        "SELECT ts, count(*) FROM readings WHERE ts >= $1 GROUP BY ts ORDER BY ts",
+                        &[&(target - chrono::Duration::hours(1))],
+                    )
+                    .await
+                    .expect("recent readings");
+                let recent: Vec<(DateTime<Utc>, i64)> =
+                    recent.iter().map(|r| (r.get(0), r.get(1))).collect();
+                let rejected = client
+                    .query(
+                        "SELECT reason, count(*) FROM rejections GROUP BY reason",
+                        &[],
+                    )
+                    .await
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                            .collect::<Vec<_>>()
+                    });
+                eprintln!(
+                    "readings of the last hour by time: {recent:?}\nrejections: {rejected:?}"
+                );
             }
             assert!(
                 Instant::now() < deadline,

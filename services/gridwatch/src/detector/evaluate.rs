@@ -116,6 +116,9 @@ pub async fn evaluate(
         Duration::hours(ctx.cfg.max_gap_hours),
     )
     .await?;
+    // Windows before an interpolated one in which the level before its gap is looked for:
+    // the longest gap bridged and the window before it.
+    let gap_reach = ctx.cfg.max_gap_hours * 3600 / ctx.spec.seconds.max(1) + 1;
     let numbers: Vec<i64> = windows
         .iter()
         .map(|w| window_number(&ctx.spec, w.start))
@@ -186,15 +189,20 @@ pub async fn evaluate(
                     let (e, interpolated) = energies.get_flagged(key, i)?;
                     // A missed boundary reading shares the energy of two windows: the error
                     // is up to half their difference. A meter's usual variation bounds it for an
-                    // aggregate (a child node's input); a single consumer can also stop or start
-                    // at once (a farm's outage), so a quarter of its energy is the least assumed.
+                    // aggregate (a child node's input), unless its level changed across the gap
+                    // by more (a plant's Monday shift after a quiet Sunday): where inside the
+                    // gap it changed is unknown. A single consumer can also stop or start at
+                    // once (a farm's outage), so a quarter of its energy is the least assumed.
                     let sd = if !interpolated {
                         0.0
-                    } else if grid.topology.meters[m].role == MeterRole::Input {
-                        variability_of(key).map_or(0.25 * e.abs(), |v| 0.5 * v)
                     } else {
-                        variability_of(key)
-                            .map_or(0.25 * e.abs(), |v| (0.5 * v).max(0.25 * e.abs()))
+                        let change = rs.series.change_before(key, k, e, gap_reach).unwrap_or(0.0);
+                        let usual = variability_of(key).map(|v| (0.5 * v).max(change));
+                        if grid.topology.meters[m].role == MeterRole::Input {
+                            usual.unwrap_or(0.25 * e.abs())
+                        } else {
+                            usual.map_or(0.25 * e.abs(), |v| v.max(0.25 * e.abs()))
+                        }
                     };
                     Some((e, sd))
                 },

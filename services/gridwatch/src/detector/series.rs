@@ -140,6 +140,24 @@ impl MeterSeries {
         Some(changes[(changes.len() - 1) * 9 / 10])
     }
 
+    /// How far `energy` (an interpolated window's) lies from the nearest different energy of
+    /// the meter in the `reach` windows before `window`: the level before a gap, against the
+    /// gap's even share. Interpolation spreads a gap's energy evenly; a change of level inside
+    /// it (a plant's shift starting) is what it cannot place, and the share differs from the
+    /// level before by about half that change, as each window's error may.
+    pub fn change_before(
+        &self,
+        meter_key: i32,
+        window: i64,
+        energy: f64,
+        reach: i64,
+    ) -> Option<f64> {
+        (1..=reach)
+            .filter_map(|d| self.get(meter_key, window - d))
+            .map(|v| (v - energy).abs())
+            .find(|change| *change > 1.0)
+    }
+
     /// A meter's usual energy for `window`: the mean of the same time of day over the
     /// [`TYPICAL_DAYS`] before, else the mean of its last known windows.
     pub fn typical(&self, meter_key: i32, window: i64) -> Option<f64> {

@@ -45,7 +45,7 @@ const THEFT_KINDS: [&str; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_winter_grid_raises_no_theft_at_all() {
-    let outcome = run(grid(2000, 10, 7), LIMIT).await;
+    let outcome = run(grid(2000, 30, 7), LIMIT).await;
     let nodes = outcome
         .db
         .count("SELECT count(*) FROM nodes WHERE input_meter_key IS NOT NULL")

@@ -427,7 +427,14 @@ pub fn residual_match(
             return None;
         }
     }
-    let before_node: Vec<f64> = node_daily[..drop.onset].iter().flatten().copied().collect();
+    // The node's usual residual over the same week as the meter's usual energy: the days just
+    // before the drop, so that a node already drifting (a loss model meeting loads it never
+    // saw) shows that drift in its spread instead of a rise that starts with the drop.
+    let before_node: Vec<f64> = node_daily[baseline_from..drop.onset]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
     let after_node: Vec<f64> = node_daily[drop.onset..drop.end]
         .iter()
         .flatten()

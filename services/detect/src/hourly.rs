@@ -101,6 +101,46 @@ impl StepSeries {
         let first = self.first_window + i * self.windows_per_step;
         first..first + self.windows_per_step
     }
+
+    /// The series' whole UTC days, from its first step at midnight.
+    pub fn whole_days(&self) -> WholeDays {
+        let first = (0..self.power_w.len())
+            .find(|i| self.slot_of_day(*i) == 0)
+            .unwrap_or(self.power_w.len());
+        WholeDays {
+            first,
+            start: self.time(first),
+            days: self.power_w[first..]
+                .chunks_exact(self.per_day())
+                .map(|d| d.iter().copied().collect::<Option<Vec<f64>>>())
+                .collect(),
+        }
+    }
+}
+
+/// A [`StepSeries`]' whole UTC days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WholeDays {
+    /// Index of the first day's first step.
+    pub first: usize,
+    /// Start of the first day.
+    pub start: DateTime<Utc>,
+    /// Each day's mean power per step, W; `None` for a day with a step unknown.
+    pub days: Vec<Option<Vec<f64>>>,
+}
+
+impl WholeDays {
+    /// Start of day `d`.
+    pub fn at(&self, d: usize) -> DateTime<Utc> {
+        self.start + Duration::days(d as i64)
+    }
+}
+
+/// The mean of each of the `per_day` steps over `days`.
+pub fn mean_day(days: &[&Vec<f64>], per_day: usize) -> Vec<f64> {
+    (0..per_day)
+        .map(|h| days.iter().map(|d| d[h]).sum::<f64>() / days.len().max(1) as f64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -254,17 +254,11 @@ fn backwards(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
                 .sum();
             let ongoing = n - 1 - last <= gap;
             Some(Finding {
-                kind: Kind::MeterTamper,
-                region: Some(p.region.clone()),
-                node: Some(p.node.clone()),
-                meter: Some(p.meter.clone()),
-                licence: p.licence.clone(),
                 started_at: p.window(first).start,
                 ended_at: (!ongoing).then(|| p.window(last).end),
                 energy_wh: unreported.max(rolled_back),
                 score: g.len() as f64,
                 confidence: 0.95,
-                suspects: vec![p.meter.to_string()],
                 evidence: json!({
                     "signal": "register_backwards",
                     "why": "a cumulative register never decreases on its own (a replaced meter's reset is the exception)",
@@ -276,9 +270,29 @@ fn backwards(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
                     "first_window": p.window(first).start,
                     "last_window": p.window(last).start,
                 }),
+                ..on_meter(p)
             })
         })
         .collect()
+}
+
+/// A tamper finding on `p`'s meter, naming the meter as its one suspect; the caller sets
+/// the period, energy, score, confidence and evidence (`Finding { .., ..on_meter(p) }`).
+fn on_meter(p: &MeterProfile) -> Finding {
+    Finding {
+        kind: Kind::MeterTamper,
+        region: Some(p.region.clone()),
+        node: Some(p.node.clone()),
+        meter: Some(p.meter.clone()),
+        licence: p.licence.clone(),
+        started_at: p.start,
+        ended_at: None,
+        energy_wh: 0.0,
+        score: 0.0,
+        confidence: 0.0,
+        suspects: vec![p.meter.to_string()],
+        evidence: serde_json::Value::Null,
+    }
 }
 
 /// Joins [`Kind::MeterTamper`] findings of the same meter whose periods overlap or touch into

@@ -14,8 +14,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{daily_sums, day_start, kwh, TamperParams};
-use crate::finding::{Finding, Kind};
+use super::{daily_sums, day_start, kwh, on_meter, TamperParams};
+use crate::finding::Finding;
 use crate::profile::MeterProfile;
 use crate::stats::{mad_sigma, mean, median, rank_correlation, round};
 use crate::suspects::{MIN_PEERS, PEER_FACTOR_RANGE};
@@ -516,17 +516,11 @@ pub fn residual_match(
         })
         .collect();
     Some(Finding {
-        kind: Kind::MeterTamper,
-        region: Some(p.region.clone()),
-        node: Some(p.node.clone()),
-        meter: Some(p.meter.clone()),
-        licence: p.licence.clone(),
         started_at: p.window(start).start,
         ended_at: drop.recovered.then(|| p.window(end).start),
         energy_wh: meter_deficit,
         score: round(drop.z.min(node_z), 2),
         confidence,
-        suspects: vec![p.meter.to_string()],
         evidence: json!({
             "signal": "drop_matched_by_node_residual",
             "why": "the meter's reported energy fell and its node's unexplained residual rose by a comparable amount over the same days",
@@ -553,6 +547,7 @@ pub fn residual_match(
             },
             "daily": series,
         }),
+        ..on_meter(p)
     })
 }
 

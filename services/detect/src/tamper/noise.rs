@@ -18,9 +18,9 @@
 
 use serde_json::json;
 
-use super::{kwh, TamperParams};
-use crate::finding::{Finding, Kind};
-use crate::hourly::StepSeries;
+use super::{kwh, on_meter, TamperParams};
+use crate::finding::Finding;
+use crate::hourly::{mean_day, StepSeries};
 use crate::profile::MeterProfile;
 use crate::stats::{correlation, mean, median, round, std_dev};
 
@@ -51,13 +51,6 @@ struct Run {
     usual_wh: f64,
     /// Usual energy less reported, over the run, Wh.
     hidden_wh: f64,
-}
-
-/// Mean of each hour over `days`.
-fn mean_day(days: &[&Vec<f64>], per_day: usize) -> Vec<f64> {
-    (0..per_day)
-        .map(|h| days.iter().map(|d| d[h]).sum::<f64>() / days.len().max(1) as f64)
-        .collect()
 }
 
 /// Each day's correlation with the mean of the others, averaged (`None` for fewer than 2).
@@ -92,13 +85,8 @@ pub(super) fn shapeless_days(p: &MeterProfile, params: &TamperParams) -> Vec<Fin
     if per_day < 12 {
         return Vec::new();
     }
-    let first = (0..steps.power_w.len())
-        .find(|i| steps.slot_of_day(*i) == 0)
-        .unwrap_or(steps.power_w.len());
-    let days: Vec<Option<Vec<f64>>> = steps.power_w[first..]
-        .chunks_exact(per_day)
-        .map(|d| d.iter().copied().collect::<Option<Vec<f64>>>())
-        .collect();
+    let whole = steps.whole_days();
+    let (first, days) = (whole.first, &whole.days);
     let energy = |d: &Vec<f64>| d.iter().sum::<f64>() * steps.step_hours();
     // Whether day `d`'s readings move from window to window: a flat line at the day's mean
     // (Jokar h5, another rule's) has no shape either, but hides nothing.
@@ -198,8 +186,7 @@ pub(super) fn shapeless_days(p: &MeterProfile, params: &TamperParams) -> Vec<Fin
         return Vec::new();
     };
     let last = run.days.last().copied().unwrap_or(run.onset);
-    let day0 = steps.time(first);
-    let at = |d: usize| day0 + chrono::Duration::days(d as i64);
+    let at = |d: usize| whole.at(d);
     let reported: Vec<serde_json::Value> = run
         .days
         .iter()
@@ -209,17 +196,11 @@ pub(super) fn shapeless_days(p: &MeterProfile, params: &TamperParams) -> Vec<Fin
         })
         .collect();
     vec![Finding {
-        kind: Kind::MeterTamper,
-        region: Some(p.region.clone()),
-        node: Some(p.node.clone()),
-        meter: Some(p.meter.clone()),
-        licence: p.licence.clone(),
         started_at: at(run.onset),
         ended_at: run.ended.then(|| at(last + 1)),
         energy_wh: run.hidden_wh.max(0.0),
         score: run.days.len() as f64,
         confidence: 0.6,
-        suspects: vec![p.meter.to_string()],
         evidence: json!({
             "signal": "days_without_shape",
             "why": "from some day on the meter reports less than usual, and its days resemble neither its usual day nor one another, hour by hour, their hours far closer to one another than its usual day's (Jokar h4: each reading a random share of the day's mean). A changed routine keeps a shape of its own; a family away reads the standby. Energy: the usual daily energy minus each such day's. A home left empty with a large load the weather drives hour by hour can look the same.",
@@ -241,5 +222,6 @@ pub(super) fn shapeless_days(p: &MeterProfile, params: &TamperParams) -> Vec<Fin
                 "max_swing_ratio": params.max_swing_ratio,
             },
         }),
+        ..on_meter(p)
     }]
 }

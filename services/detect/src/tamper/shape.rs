@@ -13,9 +13,9 @@
 
 use serde_json::json;
 
-use super::TamperParams;
-use crate::finding::{Finding, Kind};
-use crate::hourly::StepSeries;
+use super::{on_meter, TamperParams};
+use crate::finding::Finding;
+use crate::hourly::{mean_day, StepSeries};
 use crate::profile::MeterProfile;
 use crate::stats::{correlation, mean, median, round, std_dev};
 
@@ -132,17 +132,11 @@ pub(super) fn flat_lines(p: &MeterProfile, params: &TamperParams) -> Vec<Finding
                 })
                 .collect();
             Some(Finding {
-                kind: Kind::MeterTamper,
-                region: Some(p.region.clone()),
-                node: Some(p.node.clone()),
-                meter: Some(p.meter.clone()),
-                licence: p.licence.clone(),
                 started_at: p.window(first).start,
                 ended_at: (last + 2 < n).then(|| p.window(last).start),
                 energy_wh: 0.0,
                 score: round(hours, 2),
                 confidence: 0.7,
-                suspects: vec![p.meter.to_string()],
                 evidence: json!({
                     "signal": "flat_line_at_usual_level",
                     "why": "whole days of identical readings at about the meter's usual level, each day at its own level (Jokar h5: a day reported at its mean). Moves no daily energy: it flags a device, not a loss. Estimated readings filled in by a head-end look the same.",
@@ -157,6 +151,7 @@ pub(super) fn flat_lines(p: &MeterProfile, params: &TamperParams) -> Vec<Finding
                         "flat_tolerance_share": params.flat_tolerance_share,
                     },
                 }),
+                ..on_meter(p)
             })
         })
         .collect()
@@ -173,14 +168,8 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
     if per_day < 12 {
         return Vec::new();
     }
-    // Whole UTC days of hourly power.
-    let first = (0..steps.power_w.len())
-        .find(|i| steps.slot_of_day(*i) == 0)
-        .unwrap_or(steps.power_w.len());
-    let days: Vec<Option<Vec<f64>>> = steps.power_w[first..]
-        .chunks_exact(per_day)
-        .map(|d| d.iter().copied().collect::<Option<Vec<f64>>>())
-        .collect();
+    let whole = steps.whole_days();
+    let days = &whole.days;
     let n = days.len();
     let reference_days = params.reversal_reference_days.max(2) as usize;
     let min_after = params.min_reversal_days.max(1) as usize;
@@ -193,9 +182,7 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
         if known.len() * 4 < reference_days * 3 {
             continue;
         }
-        let reference: Vec<f64> = (0..per_day)
-            .map(|h| known.iter().map(|d| d[h]).sum::<f64>() / known.len() as f64)
-            .collect();
+        let reference = mean_day(&known, per_day);
         let direct: Vec<Option<f64>> = days[from..]
             .iter()
             .map(|d| correlation(d.as_ref()?, &reference))
@@ -276,20 +263,13 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
         .rev()
         .find(|d| gains[d - from].is_some_and(|g| g > 0.5 * gain))
         .unwrap_or(k);
-    let day0 = steps.time(first);
-    let at = |d: usize| day0 + chrono::Duration::days(d as i64);
+    let at = |d: usize| whole.at(d);
     vec![Finding {
-        kind: Kind::MeterTamper,
-        region: Some(p.region.clone()),
-        node: Some(p.node.clone()),
-        meter: Some(p.meter.clone()),
-        licence: p.licence.clone(),
         started_at: at(k),
         ended_at: (last + 2 < n).then(|| at(last + 1)),
         energy_wh: 0.0,
         score: round(t, 2),
         confidence: 0.6,
-        suspects: vec![p.meter.to_string()],
         evidence: json!({
             "signal": "day_reversed",
             "why": "each day fits the meter's usual day mirrored in time much better than the usual day (Jokar h6). Moves no daily energy: it flags a device, not a loss.",
@@ -305,5 +285,6 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
                 "min_reversal_days": params.min_reversal_days,
             },
         }),
+        ..on_meter(p)
     }]
 }

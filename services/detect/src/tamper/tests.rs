@@ -551,12 +551,17 @@ fn a_node_rise_far_beyond_the_meters_drop_is_not_its_tamper() {
     assert!(matched >= 15, "matched {matched}/20");
 }
 
-/// The findings of `p` from its daily zero runs.
-fn zeroed_findings(p: &MeterProfile) -> Vec<Finding> {
+/// The findings of `p` from its own profile with evidence `signal`.
+fn findings_of(p: &MeterProfile, signal: &str) -> Vec<Finding> {
     meter_tamper(p, &TamperParams::default())
         .into_iter()
-        .filter(|f| f.evidence["signal"] == "daily_zero_runs")
+        .filter(|f| f.evidence["signal"] == signal)
         .collect()
+}
+
+/// The findings of `p` from its daily zero runs.
+fn zeroed_findings(p: &MeterProfile) -> Vec<Finding> {
+    findings_of(p, "daily_zero_runs")
 }
 
 #[test]
@@ -607,10 +612,7 @@ fn homes_away_switched_off_or_honest_never_read_as_zeroed() {
 
 /// The findings of `p` from days without a shape.
 fn shapeless_findings(p: &MeterProfile) -> Vec<Finding> {
-    meter_tamper(p, &TamperParams::default())
-        .into_iter()
-        .filter(|f| f.evidence["signal"] == "days_without_shape")
-        .collect()
+    findings_of(p, "days_without_shape")
 }
 
 #[test]

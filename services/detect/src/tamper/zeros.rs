@@ -13,8 +13,8 @@
 
 use serde_json::json;
 
-use super::{daily_sums, day_start, kwh, TamperParams};
-use crate::finding::{Finding, Kind};
+use super::{daily_sums, day_start, kwh, on_meter, TamperParams};
+use crate::finding::Finding;
 use crate::profile::MeterProfile;
 use crate::stats::{mean, round};
 
@@ -127,11 +127,6 @@ pub(super) fn zero_runs(p: &MeterProfile, params: &TamperParams) -> Vec<Finding>
         })
         .collect();
     vec![Finding {
-        kind: Kind::MeterTamper,
-        region: Some(p.region.clone()),
-        node: Some(p.node.clone()),
-        meter: Some(p.meter.clone()),
-        licence: p.licence.clone(),
         started_at: p.window(first + first_day * per_day + first_start).start,
         ended_at: ended.then(|| {
             p.window(first + last_day * per_day + last_start + last_len)
@@ -140,7 +135,6 @@ pub(super) fn zero_runs(p: &MeterProfile, params: &TamperParams) -> Vec<Finding>
         energy_wh: energy,
         score: zeroed.len() as f64,
         confidence: 0.75,
-        suspects: vec![p.meter.to_string()],
         evidence: json!({
             "signal": "daily_zero_runs",
             "why": "from some day on the meter reads exactly nothing for hours on most days, while the rest of each such day keeps its usual level; the week before it never read nothing for even half as long (Jokar h2: a device zeroing the register for part of the day). Energy: what the meter usually reports over the zeroed hours. A rooftop solar installation behind an import-only register can look the same.",
@@ -156,5 +150,6 @@ pub(super) fn zero_runs(p: &MeterProfile, params: &TamperParams) -> Vec<Finding>
                 "rest_of_day_hours": REST_OF_DAY_HOURS,
             },
         }),
+        ..on_meter(p)
     }]
 }

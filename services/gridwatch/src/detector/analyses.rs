@@ -524,20 +524,28 @@ fn large_fed_meters(
         let known: Vec<f64> = v.iter().flatten().copied().collect();
         known.iter().sum::<f64>() / known.len().max(1) as f64
     };
-    let fed: Vec<(usize, f64)> = terms.fed.iter().map(|&m| (m, mean(&series(m)))).collect();
-    let total: f64 = fed.iter().map(|f| f.1).sum();
-    let mut large: Vec<(usize, f64)> = fed
-        .into_iter()
-        .filter(|&(m, e)| {
-            grid.topology.meters[m].class != MeterClass::Household && e >= DRIVER_SHARE * total
+    let fed: Vec<(usize, Vec<Option<f64>>, f64)> = terms
+        .fed
+        .iter()
+        .map(|&m| {
+            let s = series(m);
+            let e = mean(&s);
+            (m, s, e)
         })
         .collect();
-    large.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = fed.iter().map(|f| f.2).sum();
+    let mut large: Vec<(usize, Vec<Option<f64>>, f64)> = fed
+        .into_iter()
+        .filter(|(m, _, e)| {
+            grid.topology.meters[*m].class != MeterClass::Household && *e >= DRIVER_SHARE * total
+        })
+        .collect();
+    large.sort_by(|a, b| b.2.total_cmp(&a.2));
     large
         .into_iter()
         .take(MAX_DRIVERS)
         .filter(|_| total > 0.0)
-        .map(|(m, _)| series(m))
+        .map(|(_, s, _)| s)
         .collect()
 }
 

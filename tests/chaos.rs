@@ -349,8 +349,8 @@ async fn wait_until_detected(client: &Client, target: DateTime<Utc>, deadline: I
         let row = client
             .query_one(
                 "SELECT (SELECT count(*) FROM regions),
-                        (SELECT count(*) FROM detector_progress WHERE evaluated_until >= $1),
-                        (SELECT min(evaluated_until) FROM detector_progress),
+                        (SELECT count(*) FROM detector_progress WHERE analysed_until >= $1),
+                        (SELECT min(analysed_until) FROM detector_progress),
                         (SELECT count(*) FROM reading_touches)",
                 &[&target],
             )
@@ -528,7 +528,7 @@ async fn disturbed(sim: SimConfig, expected: &Stored, deadline: Instant) -> Dist
         );
     }
     let live_until: Option<DateTime<Utc>> = client
-        .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+        .query_one("SELECT min(analysed_until) FROM detector_progress", &[])
         .await
         .expect("progress")
         .get(0);

@@ -178,7 +178,7 @@ async fn start_with(sim: SimConfig, layout: Vec<Instance>) -> (Started, Vec<Runn
 /// Waits (bounded by `limit`) until no instance holds unacknowledged messages, the stored count
 /// is still, nothing is queued for the detectors and every region's progress has reached the end
 /// of the run less the allowed lateness and a window. Regions are counted: a region without a
-/// progress row has not started, which `min(evaluated_until)` over the rows would not see.
+/// progress row has not started, which `min(analysed_until)` over the rows would not see.
 async fn settle_all(started: &Started, others: &[Running], limit: Duration) {
     let all: Vec<&Running> = std::iter::once(&started.running).chain(others).collect();
     let unacked = || -> i64 { all.iter().map(|r| r.metrics.ingest.unacked.get()).sum() };
@@ -194,8 +194,8 @@ async fn settle_all(started: &Started, others: &[Running], limit: Duration) {
             .query_one(
                 "SELECT (SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters),
                         (SELECT count(*) FROM regions),
-                        (SELECT count(*) FROM detector_progress WHERE evaluated_until >= $1),
-                        (SELECT min(evaluated_until) FROM detector_progress),
+                        (SELECT count(*) FROM detector_progress WHERE analysed_until >= $1),
+                        (SELECT min(analysed_until) FROM detector_progress),
                         (SELECT count(*) FROM reading_touches)",
                 &[&target],
             )

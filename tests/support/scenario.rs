@@ -192,7 +192,7 @@ impl Started {
             let quiet = running.metrics.ingest.unacked.get() <= 0 && stored == last_stored;
             last_stored = stored;
             let until: Option<DateTime<Utc>> = client
-                .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+                .query_one("SELECT min(analysed_until) FROM detector_progress", &[])
                 .await
                 .expect("progress")
                 .get(0);

@@ -40,7 +40,10 @@ use crate::finding::{Finding, Kind};
 use crate::profile::MeterProfile;
 use crate::stats::{mean, round};
 
-pub use deficit::{clean_history_end, daily_ratios, peer_factors, residual_match, shared_rises};
+pub use deficit::{
+    clean_history_end, daily_ratios, peer_factors, peer_factors_of_each, residual_match,
+    shared_rises,
+};
 
 /// Thresholds of the tamper analyses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -269,6 +269,42 @@ pub fn peer_factors(peers: &[&[Option<f64>]]) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// [`peer_factors`] of each member of a node against all the others (`members[i]` left out for
+/// member `i`), in one sort per day rather than one per member and day: a feeder where a
+/// thousand homes balance would otherwise sort a thousand ratios a thousand times a day.
+pub fn peer_factors_of_each(members: &[&[Option<f64>]]) -> Vec<Vec<Option<f64>>> {
+    let days = members.iter().map(|p| p.len()).max().unwrap_or(0);
+    let mut out = vec![Vec::with_capacity(days); members.len()];
+    for d in 0..days {
+        let value = |i: usize| {
+            members[i]
+                .get(d)
+                .copied()
+                .flatten()
+                .filter(|v| v.is_finite())
+        };
+        let mut known: Vec<f64> = (0..members.len()).filter_map(value).collect();
+        known.sort_by(f64::total_cmp);
+        for (i, factors) in out.iter_mut().enumerate() {
+            // The others' sorted values: all of them, less one copy of the member's own.
+            let skip = value(i).map(|v| known.partition_point(|k| k.total_cmp(&v).is_lt()));
+            let count = known.len() - usize::from(skip.is_some());
+            let at = |j: usize| match skip {
+                Some(s) if j >= s => known[j + 1],
+                _ => known[j],
+            };
+            factors.push((count >= MIN_PEERS).then(|| {
+                let position = 0.5 * (count - 1) as f64;
+                let below = position.floor() as usize;
+                let above = (below + 1).min(count - 1);
+                let m = at(below) + (position - below as f64) * (at(above) - at(below));
+                m.clamp(PEER_FACTOR_RANGE[0], PEER_FACTOR_RANGE[1])
+            }));
+        }
+    }
+    out
+}
+
 /// If `profile`'s reported daily energy, against its peers' common movement (`peers`, from
 /// [`peer_factors`]; empty without peers), shows a significant sustained drop (the meter's
 /// half of [`residual_match`]), the window of the profile before which its node's history is

@@ -9,7 +9,9 @@
 //!   day (the days just before) mirrored about some hour much better than the usual day
 //!   itself, while before it the usual day fitted. The mirror's axis is unknown (the local
 //!   noon in UTC, or whatever the device uses), so all 24 are tried, and the evidence must be
-//!   strong and hold on most days to count.
+//!   strong and hold on most days to count. Days are compared less their straight-line drift:
+//!   a home heated electrically follows the weather through the day, and a week of days
+//!   cooling mirrors a week of days warming without any device.
 
 use serde_json::json;
 
@@ -162,6 +164,27 @@ pub(super) fn flat_lines(p: &MeterProfile, params: &TamperParams) -> Vec<Finding
 type Reversal = (f64, usize, usize, f64, Vec<Option<f64>>, usize);
 
 /// Days reversed in time against the meter's usual day.
+/// A day less its least-squares straight line over the day's steps.
+fn detrended(day: &[f64]) -> Vec<f64> {
+    let n = day.len() as f64;
+    let mid = (n - 1.0) / 2.0;
+    let spread: f64 = (0..day.len()).map(|i| (i as f64 - mid).powi(2)).sum();
+    let level = day.iter().sum::<f64>() / n.max(1.0);
+    let slope = if spread > 0.0 {
+        day.iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 - mid) * (v - level))
+            .sum::<f64>()
+            / spread
+    } else {
+        0.0
+    };
+    day.iter()
+        .enumerate()
+        .map(|(i, v)| v - level - slope * (i as f64 - mid))
+        .collect()
+}
+
 pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> {
     let steps = StepSeries::of(p);
     let per_day = steps.per_day();
@@ -169,7 +192,11 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
         return Vec::new();
     }
     let whole = steps.whole_days();
-    let days = &whole.days;
+    let days: Vec<Option<Vec<f64>>> = whole
+        .days
+        .iter()
+        .map(|d| d.as_deref().map(detrended))
+        .collect();
     let n = days.len();
     let reference_days = params.reversal_reference_days.max(2) as usize;
     let min_after = params.min_reversal_days.max(1) as usize;
@@ -208,9 +235,11 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
             continue;
         }
         for axis in 0..per_day {
-            let mirror: Vec<f64> = (0..per_day)
-                .map(|h| reference[(axis + per_day - h) % per_day])
-                .collect();
+            let mirror: Vec<f64> = detrended(
+                &(0..per_day)
+                    .map(|h| reference[(axis + per_day - h) % per_day])
+                    .collect::<Vec<_>>(),
+            );
             // A day about symmetric around this axis: reversing it changes nothing.
             if !matches!(correlation(&reference, &mirror), Some(c) if c <= 0.5) {
                 continue;

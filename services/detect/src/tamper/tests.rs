@@ -208,6 +208,27 @@ fn reversed_days_are_flagged_on_most_households() {
 }
 
 #[test]
+fn a_heated_home_whose_days_drift_the_other_way_is_not_reversed() {
+    // A home heated electrically has little shape of its own: its day follows the weather,
+    // here cooling through each day for a week, then warming through each day (a cold front
+    // passed). Mirrored, one ramp fits the other: the days "reverse" without any device.
+    for seed in 0..20 {
+        let mut rng = Rng::new(7_000 + seed);
+        let days = 21;
+        let x: Vec<f64> = (0..days * PER_DAY)
+            .map(|i| {
+                let (d, t) = (i / PER_DAY, (i % PER_DAY) as f64 / PER_DAY as f64 - 0.5);
+                let slope = if d < 12 { -600.0 } else { 500.0 };
+                (2_000.0 + slope * t + 150.0 * rng.normal()).max(0.0)
+            })
+            .collect();
+        let p = meter("M-HEATED", &x);
+        let found = findings_of(&p, "day_reversed");
+        assert!(found.is_empty(), "seed {seed}: {found:#?}");
+    }
+}
+
+#[test]
 fn clean_households_show_no_tampering() {
     let params = TamperParams::default();
     for seed in 0..300 {
@@ -772,4 +793,52 @@ fn a_node_rise_confirms_only_as_many_deficits_as_it_lost() {
         )),
         vec!["M-T", "M-2"]
     );
+}
+
+#[test]
+fn peer_factors_of_each_member_leave_that_member_out() {
+    let mut rng = Rng::new(11);
+    for size in [0usize, 1, 2, 3, 4, 5, 8, 31] {
+        let members: Vec<Vec<Option<f64>>> = (0..size)
+            .map(|i| {
+                (0..14)
+                    .map(|d| {
+                        // Unknown days, ties and values beyond the clamp.
+                        match (i + d) % 7 {
+                            0 => None,
+                            1 => Some(1.0),
+                            _ => Some((0.8 * rng.normal()).exp()),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let slices: Vec<&[Option<f64>]> = members.iter().map(Vec::as_slice).collect();
+        let each = peer_factors_of_each(&slices);
+        assert_eq!(each.len(), size);
+        for (i, factors) in each.iter().enumerate() {
+            let others: Vec<&[Option<f64>]> = slices
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, s)| *s)
+                .collect();
+            let expected = peer_factors(&others);
+            assert_eq!(factors.len(), 14);
+            for (d, (a, b)) in factors
+                .iter()
+                .zip(expected.iter().chain(std::iter::repeat(&None)))
+                .enumerate()
+            {
+                match (a, b) {
+                    (Some(a), Some(b)) => assert!(
+                        (a - b).abs() < 1e-12,
+                        "size {size} member {i} day {d}: {a} {b}"
+                    ),
+                    (None, None) => {}
+                    _ => panic!("size {size} member {i} day {d}: {a:?} {b:?}"),
+                }
+            }
+        }
+    }
 }

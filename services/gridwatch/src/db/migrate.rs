@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "detector_model_refit",
         sql: include_str!("../../../../migrations/0006_detector_model_refit.sql"),
     },
+    Migration {
+        version: 7,
+        name: "detector_analysed_until",
+        sql: include_str!("../../../../migrations/0007_detector_analysed_until.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

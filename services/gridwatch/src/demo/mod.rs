@@ -210,7 +210,7 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
     let mut last_stored = -1i64;
     loop {
         let until: Option<DateTime<Utc>> = client
-            .query_one("SELECT min(evaluated_until) FROM detector_progress", &[])
+            .query_one("SELECT min(analysed_until) FROM detector_progress", &[])
             .await?
             .get(0);
         let stored: i64 = client

@@ -4,7 +4,10 @@
 //! again for an hour (day) end whose windows late readings re-judged, each over a fixed trailing
 //! period before its end. Each recomputes its findings from scratch and withdraws what an
 //! earlier run of the same period raised and this one does not: the same data gives the same
-//! anomalies however it was cut into cycles and however late it came.
+//! anomalies however it was cut into cycles and however late it came. The hourly analyses run
+//! in the windows' transaction; the daily ones, seconds of work for a large region, after it
+//! is committed, one transaction per day (`detector_progress.analysed_until`), so that a
+//! window's diversion findings never wait for them.
 
 use std::collections::HashMap;
 
@@ -21,8 +24,8 @@ use gridwatch_detect::profile::MeterProfile;
 use gridwatch_detect::quota::{quota_overrun, HourQuota};
 use gridwatch_detect::share::{merge_days, mining_share};
 use gridwatch_detect::tamper::{
-    clean_history_end, daily_ratios, merge_overlapping, meter_tamper, peer_factors, residual_match,
-    shared_rises,
+    clean_history_end, daily_ratios, merge_overlapping, meter_tamper, peer_factors_of_each,
+    residual_match, shared_rises,
 };
 use gridwatch_detect::window::Window;
 
@@ -51,11 +54,11 @@ fn floor(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
     t.duration_trunc(unit).unwrap_or(t)
 }
 
-/// Runs the analyses due after the windows from `first` to `until` were evaluated, the region
-/// having been evaluated until `previous` before them (`first` is earlier when late readings
-/// re-judged windows).
+/// Runs the hourly analyses due after the windows from `first` to `until` were evaluated, the
+/// region having been evaluated until `previous` before them (`first` is earlier when late
+/// readings re-judged windows). They are cheap and run in the windows' transaction.
 #[allow(clippy::too_many_arguments)]
-pub async fn run(
+pub async fn hourly(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
     region: &RegionInfo,
@@ -72,15 +75,43 @@ pub async fn run(
     if first_hour <= last_hour {
         licences(tx, ctx, region, rs, first_hour, last_hour, since, metrics).await?;
     }
-    // Every day end after the first window judged, up to the last: a day's analysis reads the
-    // windows before its end only, so it is the same whether it runs at once or days later.
-    let mut day = floor(first, TimeDelta::days(1)) + Duration::days(1);
+    Ok(())
+}
+
+/// The day ends after `after` up to `until`, in order: the days whose analyses are due once the
+/// windows up to `until` are judged and those up to `after` were analysed.
+pub fn day_ends(after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut day = floor(after, TimeDelta::days(1)) + Duration::days(1);
+    let mut out = Vec::new();
     while day <= until {
-        let mut raised = meters(tx, ctx, region, rs, day).await?;
-        raised.extend(share(tx, ctx, region, rs, day, metrics).await?);
-        super::cases::withdraw_unraised_daily_findings(tx, &region.id, day, &raised).await?;
+        out.push(day);
         day += Duration::days(1);
     }
+    out
+}
+
+/// Runs the daily analyses of the day ending at `day_end` (every meter's mining and tamper
+/// analyses, the regional mining share) and withdraws what an earlier run of that day raised
+/// and this one does not. A day's analysis reads the windows before its end only, so it is the
+/// same whether it runs at once or days later.
+pub async fn daily(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &RegionState,
+    day_end: DateTime<Utc>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut raised = meters(tx, ctx, region, rs, day_end).await?;
+    raised.extend(share(tx, ctx, region, rs, day_end, metrics).await?);
+    super::cases::withdraw_unraised_daily_findings(tx, &region.id, day_end, &raised).await?;
+    tracing::debug!(
+        region = %region.id,
+        day_end = %day_end,
+        ms = started.elapsed().as_millis() as u64,
+        "Analysed a day's meters."
+    );
     Ok(())
 }
 
@@ -426,20 +457,20 @@ async fn meters(
             at_node.entry(*node).or_default().push(i);
         }
     }
+    // Each consumer's peers: the others balanced at its node.
+    let mut peers: Vec<Vec<Option<f64>>> = vec![Vec::new(); consumers.len()];
+    for members in at_node.values() {
+        let ratios: Vec<&[Option<f64>]> = members.iter().map(|&j| placed[j].1.as_slice()).collect();
+        for (&j, common) in members.iter().zip(peer_factors_of_each(&ratios)) {
+            peers[j] = common;
+        }
+    }
     // Each meter's own analyses are independent: they run on every core.
     let params = ctx.cfg.tamper;
     let judged = super::on_every_core(&consumers, |i, (profile, _)| {
         let found = meter_tamper(profile, &params);
         let drop = placed[i].0.and_then(|node| {
-            let peers: Vec<&[Option<f64>]> = at_node
-                .get(&node)
-                .into_iter()
-                .flatten()
-                .filter(|&&j| j != i)
-                .map(|&j| placed[j].1.as_slice())
-                .collect();
-            let common = peer_factors(&peers);
-            clean_history_end(profile, &common, &params).map(|end| (node, end, common))
+            clean_history_end(profile, &peers[i], &params).map(|end| (node, end, peers[i].clone()))
         });
         (found, drop)
     });

@@ -34,8 +34,13 @@ use evaluate::{evaluate, load_states, window_number, Context, RegionState};
 use grid::Grid;
 use series::MeterSeries;
 
-/// A region's stored progress: newest reading time seen, end of the last window evaluated.
-type Progress = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// A region's stored progress: newest reading time seen, end of the last window evaluated,
+/// event time up to which the daily analyses are done.
+type Progress = (
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 /// Days of per-meter windows the readers of the in-memory series look back from the newest
 /// window evaluated (the daily analyses and imputation two weeks, suspects a week before a
@@ -52,6 +57,18 @@ pub struct Detector {
     regions: HashMap<String, RegionState>,
     /// Loss in tenge of each region's anomalies at the last cycle.
     loss_seen: HashMap<String, f64>,
+    /// How long the last cycle took.
+    last_cycle: CycleTimes,
+}
+
+/// How long a cycle's two parts took, seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CycleTimes {
+    /// Evaluating the windows (and the hourly analyses) until their transaction committed:
+    /// when a window's diversion findings become visible.
+    pub windows_secs: f64,
+    /// The daily analyses due after them (zero in a cycle that crossed no day end).
+    pub analyses_secs: f64,
 }
 
 impl Detector {
@@ -67,6 +84,7 @@ impl Detector {
             grid: None,
             regions: HashMap::new(),
             loss_seen: HashMap::new(),
+            last_cycle: CycleTimes::default(),
         }
     }
 
@@ -134,6 +152,8 @@ impl Detector {
     }
 
     async fn cycle_with(&mut self, client: &mut Client, grid: &Grid) -> anyhow::Result<bool> {
+        let cycle_started = Instant::now();
+        self.last_cycle = CycleTimes::default();
         let region_keys: Vec<i32> = grid.regions.iter().map(|r| r.key).collect();
         let tx = client.transaction().await?;
         let touched = tx
@@ -155,14 +175,14 @@ impl Detector {
         }
         let progress = tx
             .query(
-                "SELECT region_key, newest_reading_ts, evaluated_until FROM detector_progress
-                 WHERE region_key = ANY($1)",
+                "SELECT region_key, newest_reading_ts, evaluated_until, analysed_until
+                 FROM detector_progress WHERE region_key = ANY($1)",
                 &[&region_keys],
             )
             .await?;
         let mut stored: HashMap<i32, Progress> = progress
             .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
             .collect();
 
         let thresholds = self
@@ -172,6 +192,8 @@ impl Detector {
             .thresholds(self.spec.per_day() as f64);
         let mut did_work = false;
         let raised = std::sync::Mutex::new(Vec::new());
+        // Regions with daily analyses due: (region, analysed until, evaluated until).
+        let mut pending = Vec::new();
         let lateness = self.lateness();
         let spec = self.spec;
         let run_windows = self.config.detector.max_windows_per_cycle
@@ -179,7 +201,8 @@ impl Detector {
                 as usize
             + spec.per_day() as usize;
         for region in &grid.regions {
-            let (stored_newest, stored_until) = stored.remove(&region.key).unwrap_or((None, None));
+            let (stored_newest, stored_until, stored_analysed) =
+                stored.remove(&region.key).unwrap_or((None, None, None));
             let state = self
                 .regions
                 .entry(region.id.clone())
@@ -192,6 +215,7 @@ impl Detector {
                         spec.per_day() as usize,
                     ),
                     unaccounted_wh: 0.0,
+                    day_models: None,
                 });
             state.evaluated_until = stored_until;
             let region_newest = [stored_newest, newest.get(&region.key).copied()]
@@ -235,7 +259,13 @@ impl Detector {
                 // and later cycles see only newer minutes, always past the watermark when
                 // readings arrive on time: the region would never start being evaluated.
                 let until = state.evaluated_until.or(Some(first_new));
-                write_progress(&tx, region.key, region_newest, watermark, until).await?;
+                let analysed = stored_analysed.or(until);
+                write_progress(&tx, region.key, region_newest, watermark, until, analysed).await?;
+                if let (Some(analysed), Some(until)) = (analysed, until) {
+                    if !analyses::day_ends(analysed, until).is_empty() {
+                        pending.push((region, analysed, until));
+                    }
+                }
                 continue;
             }
             let started = Instant::now();
@@ -265,8 +295,12 @@ impl Detector {
             let previous = state.evaluated_until;
             let states = evaluate(&tx, &ctx, region, state, &windows, states).await?;
             let until = windows.last().map(|w| w.end);
+            // The daily analyses due: the day ends after the first window judged (or after
+            // where they stopped) up to the last; they run once this transaction is committed.
+            let mut analysed =
+                stored_analysed.map_or(first_window.start, |a| a.min(first_window.start));
             if let Some(until) = until {
-                analyses::run(
+                analyses::hourly(
                     &tx,
                     &ctx,
                     region,
@@ -277,10 +311,23 @@ impl Detector {
                     &self.metrics,
                 )
                 .await?;
+                if analyses::day_ends(analysed, until).is_empty() {
+                    analysed = until;
+                } else {
+                    pending.push((region, analysed, until));
+                }
             }
             state.states = Some(states);
             state.evaluated_until = until;
-            write_progress(&tx, region.key, region_newest, watermark, until).await?;
+            write_progress(
+                &tx,
+                region.key,
+                region_newest,
+                watermark,
+                until,
+                Some(analysed),
+            )
+            .await?;
             let m = &self.metrics.detector;
             m.windows_evaluated
                 .with_label_values(&[&region.id])
@@ -293,13 +340,15 @@ impl Detector {
             did_work = true;
         }
         tx.commit().await?;
-        for labels in raised.into_inner().unwrap_or_default() {
-            self.metrics
-                .detector
-                .anomalies_raised
-                .with_label_values(&[&labels[0], &labels[1], &labels[2]])
-                .inc();
+        self.count_raised(raised);
+        self.last_cycle.windows_secs = cycle_started.elapsed().as_secs_f64();
+        let analyses_started = Instant::now();
+        for (region, analysed, until) in pending {
+            self.analyse_days(client, grid, region, analysed, until, thresholds)
+                .await?;
+            did_work = true;
         }
+        self.last_cycle.analyses_secs = analyses_started.elapsed().as_secs_f64();
         for region in &grid.regions {
             if let Some(state) = self.regions.get(&region.id) {
                 let m = &self.metrics.detector;
@@ -325,20 +374,91 @@ async fn write_progress(
     newest: DateTime<Utc>,
     watermark: DateTime<Utc>,
     evaluated_until: Option<DateTime<Utc>>,
+    analysed_until: Option<DateTime<Utc>>,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-            "INSERT INTO detector_progress (region_key, watermark, newest_reading_ts, evaluated_until, updated_at)
-             VALUES ($1, $2, $3, $4, now())
+        "INSERT INTO detector_progress (region_key, watermark, newest_reading_ts, evaluated_until,
+                 analysed_until, updated_at)
+             VALUES ($1, $2, $3, $4, $5, now())
              ON CONFLICT (region_key) DO UPDATE SET watermark = EXCLUDED.watermark,
                  newest_reading_ts = EXCLUDED.newest_reading_ts,
-                 evaluated_until = EXCLUDED.evaluated_until, updated_at = now()",
-            &[&region_key, &watermark, &newest, &evaluated_until],
-        )
-        .await?;
+                 evaluated_until = EXCLUDED.evaluated_until,
+                 analysed_until = EXCLUDED.analysed_until, updated_at = now()",
+        &[
+            &region_key,
+            &watermark,
+            &newest,
+            &evaluated_until,
+            &analysed_until,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 impl Detector {
+    /// Counts the anomalies a committed transaction created.
+    fn count_raised(&self, raised: std::sync::Mutex<Vec<[String; 3]>>) {
+        for labels in raised.into_inner().unwrap_or_default() {
+            self.metrics
+                .detector
+                .anomalies_raised
+                .with_label_values(&[&labels[0], &labels[1], &labels[2]])
+                .inc();
+        }
+    }
+
+    /// Runs the daily analyses due for `region` once its windows are committed: each day end
+    /// after `analysed` up to `until`, each in its own transaction that also records it done
+    /// (a crash redoes the day; an error leaves it due for the next cycle).
+    async fn analyse_days(
+        &mut self,
+        client: &mut Client,
+        grid: &Grid,
+        region: &grid::RegionInfo,
+        analysed: DateTime<Utc>,
+        until: DateTime<Utc>,
+        thresholds: gridwatch_detect::diversion::Thresholds,
+    ) -> anyhow::Result<()> {
+        let ends = analyses::day_ends(analysed, until);
+        for (i, day_end) in ends.iter().enumerate() {
+            let tx = client.transaction().await?;
+            // After a restart with analyses still due, the series is filled as for the
+            // window after the last one evaluated.
+            let next = Window {
+                start: until,
+                end: until + self.spec.length(),
+            };
+            self.ensure_series(&tx, grid, region, &next).await?;
+            let raised = std::sync::Mutex::new(Vec::new());
+            let ctx = Context {
+                cfg: &self.config.detector,
+                spec: self.spec,
+                thresholds,
+                grid,
+                raised: &raised,
+            };
+            let Some(state) = self.regions.get(&region.id) else {
+                return Ok(());
+            };
+            analyses::daily(&tx, &ctx, region, state, *day_end, &self.metrics).await?;
+            let done = if i + 1 == ends.len() { until } else { *day_end };
+            tx.execute(
+                "UPDATE detector_progress SET analysed_until = $2 WHERE region_key = $1",
+                &[&region.key, &done],
+            )
+            .await?;
+            tx.commit().await?;
+            self.count_raised(raised);
+        }
+        Ok(())
+    }
+
+    /// How long the last cycle took.
+    pub fn last_cycle(&self) -> CycleTimes {
+        self.last_cycle
+    }
+
     /// After a restart the in-memory series is empty: fill the [`SERIES_DAYS`] before `first`
     /// from the readings, so that imputation, suspects and the daily analyses see what they
     /// would have seen without the restart.

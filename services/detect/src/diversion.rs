@@ -201,9 +201,10 @@ pub struct WindowInput {
     /// Spread of the residual, Wh.
     pub sigma_wh: f64,
     /// How far the expected residual may be off because the load is unusual for the time of
-    /// day, Wh (`LossModel::extrapolation`): a bias that lasts while the load does, so the
-    /// cumulative test counts only excess beyond it (a diversion does not move the load
-    /// delivered, so it is not discounted).
+    /// day, Wh (`LossModel::extrapolation`), combined with the error of interpolated and
+    /// imputed energies: biases that last while the load (the gap) does, so the cumulative
+    /// test counts only excess beyond them (a diversion does not move the load delivered, so
+    /// it is not discounted).
     pub bias_allowance_wh: f64,
     /// Whether the node's model has enough history for the cumulative test (priors and young
     /// models miss calendar effects such as street lighting, which a CUSUM would accumulate).

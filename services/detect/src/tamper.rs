@@ -129,6 +129,12 @@ pub struct TamperParams {
     /// searched among 24 hours and the onset among the days; clean households reached 5 to 6
     /// in simulated months).
     pub reversal_t: f64,
+    /// A reversal only reorders a day's hours: the reversed days' median daily energy must
+    /// stay within this share of the usual days' (default 0.3: within 0.7 to 1/0.7 of it). A
+    /// household's week moves by a tenth or two with the weather; the two honest homes a
+    /// simulated month raised as reversed had halved their use (a family away) and nearly
+    /// doubled it (a heated home in a cold spell), their drift fitting a mirrored week.
+    pub reversal_level_tolerance: f64,
     /// Share of a day's windows that must be known for the day to count (default 0.8).
     pub min_day_coverage: f64,
     /// Shortest run of readings at exactly zero that counts, hours (default 4: Jokar h2's
@@ -186,6 +192,7 @@ impl Default for TamperParams {
             reversal_reference_days: 7,
             min_reversal_gain: 0.5,
             reversal_t: 6.0,
+            reversal_level_tolerance: 0.3,
             min_day_coverage: 0.8,
             min_zero_hours: 4.0,
             min_zero_days: 3,

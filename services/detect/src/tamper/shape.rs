@@ -9,7 +9,9 @@
 //!   day (the days just before) mirrored about some hour much better than the usual day
 //!   itself, while before it the usual day fitted. The mirror's axis is unknown (the local
 //!   noon in UTC, or whatever the device uses), so all 24 are tried, and the evidence must be
-//!   strong and hold on most days to count. Days are compared less their straight-line drift:
+//!   strong and hold on most days to count. A reversal only reorders the hours: the reversed
+//!   days keep the usual days' energy (within `reversal_level_tolerance`). Days are compared
+//!   less their straight-line drift:
 //!   a home heated electrically follows the weather through the day, and a week of days
 //!   cooling mirrors a week of days warming without any device.
 
@@ -282,6 +284,22 @@ pub(super) fn reversal(p: &MeterProfile, params: &TamperParams) -> Vec<Finding> 
     let Some((t, axis, k, gain, gains, from)) = best else {
         return Vec::new();
     };
+    // A reversal only reorders a day's hours: its energy stays the usual days'. A home whose
+    // routine changed (a family away, a cold spell) can fit a mirrored week by its drift.
+    let level = |range: std::ops::Range<usize>| {
+        median(
+            &whole.days[range]
+                .iter()
+                .flatten()
+                .filter_map(|d| mean(d))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let least = 1.0 - params.reversal_level_tolerance.clamp(0.0, 0.99);
+    if !matches!((level(k..n), level(from..k)), (Some(a), Some(b)) if b > 0.0 && a >= least * b && a * least <= b)
+    {
+        return Vec::new();
+    }
     // The onset placed on the first day that fits the mirror better (the strongest t may
     // have taken a normal day into the "after" side), and the end after the last day that
     // fits it by half the gain.

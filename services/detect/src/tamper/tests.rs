@@ -208,6 +208,19 @@ fn reversed_days_are_flagged_on_most_households() {
 }
 
 #[test]
+fn days_that_fit_a_mirror_but_lost_half_their_energy_are_not_a_reversal() {
+    // A reversal reorders a day's hours and keeps its energy: the same reversed days at half
+    // the level are a change of routine (or another tamper, which the drop match judges).
+    for seed in 0..20 {
+        let x = home(40 + seed, 21);
+        let reversed = attacked(&mut Rng::new(seed), &x, 12, Attack::H6);
+        let halved = scaled_from(&reversed, 12, 0.5);
+        let found = findings_of(&meter("M-AWAY", &halved), "day_reversed");
+        assert!(found.is_empty(), "seed {seed}: {found:#?}");
+    }
+}
+
+#[test]
 fn a_heated_home_whose_days_drift_the_other_way_is_not_reversed() {
     // A home heated electrically has little shape of its own: its day follows the weather,
     // here cooling through each day for a week, then warming through each day (a cold front

@@ -169,40 +169,7 @@ pub async fn evaluate(
     let mut events: Vec<CaseEvent> = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let day = w.start.date_naive();
-        let kept = rs
-            .day_models
-            .as_ref()
-            .is_some_and(|d| d.day == day && node_keys.iter().all(|k| d.models.contains_key(k)));
-        if !kept {
-            let started = std::time::Instant::now();
-            let models = super::models::for_day(
-                tx,
-                &node_keys,
-                day,
-                ctx.cfg.history_days,
-                &ctx.cfg.loss,
-                ctx.cfg.diversion.immediate_z,
-            )
-            .await?;
-            // Each meter's window-to-window variation over the day before this one: the error
-            // scale of an interpolated or imputed window (per day, so that it does not depend
-            // on where a run of windows starts). A meter without that day (a young deployment,
-            // a new meter) is measured over the day before each window instead.
-            let day_start = window_number(
-                &ctx.spec,
-                day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
-            );
-            let variability = meter_keys
-                .iter()
-                .filter_map(|&key| Some((key, rs.series.variability(key, day_start)?)))
-                .collect();
-            tracing::debug!(region = %region.id, ms = started.elapsed().as_millis() as u64, "day's models");
-            rs.day_models = Some(DayModels {
-                day,
-                models,
-                variability,
-            });
-        }
+        ensure_day_models(tx, ctx, region, rs, day).await?;
         let Some(DayModels {
             models,
             variability,
@@ -362,6 +329,61 @@ pub async fn evaluate(
         withdraw_unraised(tx, region, first.start, &raised).await?;
     }
     Ok(states)
+}
+
+/// Makes `rs.day_models` the models and meter error scales of `day`: kept ones, stored ones,
+/// else fitted now from the days before it (`models::for_day`) and stored.
+pub async fn ensure_day_models(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    rs: &mut RegionState,
+    day: NaiveDate,
+) -> Result<(), tokio_postgres::Error> {
+    let grid = ctx.grid;
+    let node_keys: Vec<i32> = region
+        .balanced
+        .iter()
+        .map(|(n, _)| grid.node_keys[*n])
+        .collect();
+    let kept = rs
+        .day_models
+        .as_ref()
+        .is_some_and(|d| d.day == day && node_keys.iter().all(|k| d.models.contains_key(k)));
+    if kept {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let models = super::models::for_day(
+        tx,
+        &node_keys,
+        day,
+        ctx.cfg.history_days,
+        &ctx.cfg.loss,
+        ctx.cfg.diversion.immediate_z,
+    )
+    .await?;
+    // Each meter's window-to-window variation over the day before this one: the error scale
+    // of an interpolated or imputed window (per day, so that it does not depend on where a run
+    // of windows starts). A meter without that day (a young deployment, a new meter) is
+    // measured over the day before each window instead.
+    let day_start = window_number(
+        &ctx.spec,
+        day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+    );
+    let variability = region
+        .meters
+        .iter()
+        .map(|&m| grid.meter_keys[m])
+        .filter_map(|key| Some((key, rs.series.variability(key, day_start)?)))
+        .collect();
+    tracing::debug!(region = %region.id, %day, ms = started.elapsed().as_millis() as u64, "Loaded the day's models.");
+    rs.day_models = Some(DayModels {
+        day,
+        models,
+        variability,
+    });
+    Ok(())
 }
 
 /// Mean energy per class of the region's consumer meters with data in window `i`: the last

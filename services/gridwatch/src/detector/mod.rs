@@ -344,8 +344,10 @@ impl Detector {
         self.last_cycle.windows_secs = cycle_started.elapsed().as_secs_f64();
         let analyses_started = Instant::now();
         for (region, analysed, until) in pending {
+            // Its windows are committed: an error here leaves the day due for the next cycle.
             self.analyse_days(client, grid, region, analysed, until, thresholds)
-                .await?;
+                .await
+                .with_context(|| format!("The daily analyses of region {} failed", region.id))?;
             did_work = true;
         }
         self.last_cycle.analyses_secs = analyses_started.elapsed().as_secs_f64();

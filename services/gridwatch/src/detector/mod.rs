@@ -1,13 +1,16 @@
 //! The detector service: event-time evaluation of every region's windows, turning what
 //! `gridwatch-detect` finds into anomalies.
 //!
-//! Each cycle, in one transaction: take the work ingest queued (`reading_touches`: which minutes
-//! of event time received readings), move each region's watermark (newest reading time minus the
-//! allowed lateness), re-evaluate windows that received late readings (re-running their nodes'
-//! tests from the window before, with the stored state), evaluate the windows the watermark has
-//! passed, and raise or update anomalies. A crash rolls the cycle back, the queued work included,
-//! so a restarted detector redoes exactly that cycle; progress, node states and loss models are
-//! stored, so replaying a month at full speed gives the anomalies living through it gives.
+//! Each cycle, first in one transaction: take the work ingest queued (`reading_touches`: which
+//! minutes of event time received readings), move each region's watermark (newest reading time
+//! minus the allowed lateness), re-evaluate windows that received late readings (re-running their
+//! nodes' tests from the window before, with the stored state), evaluate the windows the
+//! watermark has passed, run the hourly analyses, and raise or update anomalies. A crash rolls
+//! it back, the queued work included, so a restarted detector redoes exactly that part. Then, once
+//! it is committed, the daily analyses it made due, one transaction per day
+//! (`detector_progress.analysed_until`), and the next day's models. Progress, node states and
+//! loss models are stored, so replaying a month at full speed gives the anomalies living through
+//! it gives.
 
 pub mod analyses;
 pub mod cases;

@@ -382,15 +382,10 @@ async fn meters(
 ) -> anyhow::Result<Vec<String>> {
     let grid = ctx.grid;
     // Two weeks, or as much as the region has been evaluated for (a young deployment).
-    let node_keys: Vec<i32> = region
-        .balanced
-        .iter()
-        .map(|(n, _)| grid.node_keys[*n])
-        .collect();
     let evaluated_from: Option<DateTime<Utc>> = tx
         .query_one(
             "SELECT min(window_start) FROM detector_node_windows WHERE node_key = ANY($1)",
-            &[&node_keys],
+            &[&region.balanced_keys],
         )
         .await?
         .get(0);

@@ -124,16 +124,16 @@ pub async fn evaluate(
     mut states: HashMap<i32, NodeState>,
 ) -> anyhow::Result<HashMap<i32, NodeState>> {
     let grid = ctx.grid;
-    let meter_keys: Vec<i32> = region.meters.iter().map(|&m| grid.meter_keys[m]).collect();
+    let meter_keys = &region.meter_keys;
     let started = std::time::Instant::now();
     let energies = readings::energies(
         tx,
-        &meter_keys,
+        meter_keys,
         windows,
         Duration::hours(ctx.cfg.max_gap_hours),
     )
     .await?;
-    tracing::debug!(region = %region.id, windows = windows.len(), ms = started.elapsed().as_millis() as u64, "windows' energies read");
+    tracing::debug!(region = %region.id, windows = windows.len(), ms = started.elapsed().as_millis() as u64, "Read the windows' energies.");
     // Windows before an interpolated one in which the level before its gap is looked for:
     // the longest gap bridged and the window before it.
     let gap_reach = ctx.cfg.max_gap_hours * 3600 / ctx.spec.seconds.max(1) + 1;
@@ -142,20 +142,16 @@ pub async fn evaluate(
         .map(|w| window_number(&ctx.spec, w.start))
         .collect();
     for (i, k) in numbers.iter().enumerate() {
-        for &key in &meter_keys {
+        for &key in meter_keys {
             rs.series
                 .set(key, *k, energies.get(key, i), energies.backwards(key, i));
         }
     }
 
-    let node_keys: Vec<i32> = region
-        .balanced
-        .iter()
-        .map(|(n, _)| grid.node_keys[*n])
-        .collect();
+    let node_keys = &region.balanced_keys;
     if let (Some(first), Some(until)) = (windows.first(), rs.evaluated_until) {
         if first.start < until {
-            super::models::forget_after(tx, &node_keys, first.start).await?;
+            super::models::forget_after(tx, node_keys, first.start).await?;
             // Late readings before the kept day change what it was judged with.
             if rs
                 .day_models
@@ -311,7 +307,7 @@ pub async fn evaluate(
             }
         }
     }
-    tracing::debug!(region = %region.id, ms = started.elapsed().as_millis() as u64, "windows balanced");
+    tracing::debug!(region = %region.id, ms = started.elapsed().as_millis() as u64, "Evaluated the windows.");
     let last_end = windows.last().map(|w| w.end);
     let mut raised = Vec::new();
     for event in &events {
@@ -340,12 +336,7 @@ pub async fn ensure_day_models(
     rs: &mut RegionState,
     day: NaiveDate,
 ) -> Result<(), tokio_postgres::Error> {
-    let grid = ctx.grid;
-    let node_keys: Vec<i32> = region
-        .balanced
-        .iter()
-        .map(|(n, _)| grid.node_keys[*n])
-        .collect();
+    let node_keys = &region.balanced_keys;
     let kept = rs
         .day_models
         .as_ref()
@@ -356,7 +347,7 @@ pub async fn ensure_day_models(
     let started = std::time::Instant::now();
     let models = super::models::for_day(
         tx,
-        &node_keys,
+        node_keys,
         day,
         ctx.cfg.history_days,
         &ctx.cfg.loss,
@@ -372,10 +363,9 @@ pub async fn ensure_day_models(
         day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
     );
     let variability = region
-        .meters
+        .meter_keys
         .iter()
-        .map(|&m| grid.meter_keys[m])
-        .filter_map(|key| Some((key, rs.series.variability(key, day_start)?)))
+        .filter_map(|&key| Some((key, rs.series.variability(key, day_start)?)))
         .collect();
     tracing::debug!(region = %region.id, %day, ms = started.elapsed().as_millis() as u64, "Loaded the day's models.");
     rs.day_models = Some(DayModels {

@@ -20,8 +20,12 @@ pub struct RegionInfo {
     pub tariff_kzt_per_kwh: f64,
     /// Its meters (topology indices).
     pub meters: Vec<usize>,
+    /// Their database keys, in the same order.
+    pub meter_keys: Vec<i32>,
     /// Its nodes with an input meter, parents first, with their balance terms.
     pub balanced: Vec<(usize, BalanceTerms)>,
+    /// Their database keys, in the same order.
+    pub balanced_keys: Vec<i32>,
     /// Its root nodes (where its energy enters).
     pub roots: Vec<usize>,
 }
@@ -93,12 +97,12 @@ impl Grid {
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1)))
             .collect();
-        let meter_keys = topology
+        let meter_keys: Vec<i32> = topology
             .meters
             .iter()
             .map(|m| meter_key.get(m.id.as_str()).copied().unwrap_or(-1))
             .collect();
-        let node_keys = topology
+        let node_keys: Vec<i32> = topology
             .nodes
             .iter()
             .map(|n| node_key.get(n.id.as_str()).copied().unwrap_or(-1))
@@ -109,10 +113,10 @@ impl Grid {
             if !shard.is_empty() && !shard.contains(&id) {
                 continue;
             }
-            let meters = (0..topology.meters.len())
+            let meters: Vec<usize> = (0..topology.meters.len())
                 .filter(|&m| topology.nodes[topology.meters[m].node].region.as_str() == id)
                 .collect();
-            let balanced = topology
+            let balanced: Vec<(usize, BalanceTerms)> = topology
                 .balanced_nodes(&id)
                 .into_iter()
                 .filter_map(|n| topology.balance_terms(n).map(|t| (n, t)))
@@ -121,7 +125,9 @@ impl Grid {
                 roots: topology.roots(&id),
                 key: row.get(1),
                 tariff_kzt_per_kwh: row.get(2),
+                meter_keys: meters.iter().map(|&m| meter_keys[m]).collect(),
                 meters,
+                balanced_keys: balanced.iter().map(|(n, _)| node_keys[*n]).collect(),
                 balanced,
                 id,
             });

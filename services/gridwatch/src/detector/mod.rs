@@ -276,15 +276,15 @@ impl Detector {
             let states = match (&state.states, state.evaluated_until) {
                 (Some(states), Some(until)) if until == first_window.start => states.clone(),
                 _ => {
-                    let node_keys: Vec<i32> = region
-                        .balanced
-                        .iter()
-                        .map(|(n, _)| grid.node_keys[*n])
-                        .collect();
-                    load_states(&tx, &node_keys, first_window.start - spec.length()).await?
+                    load_states(
+                        &tx,
+                        &region.balanced_keys,
+                        first_window.start - spec.length(),
+                    )
+                    .await?
                 }
             };
-            self.ensure_series(&tx, grid, region, &first_window).await?;
+            self.ensure_series(&tx, region, &first_window).await?;
             let ctx = Context {
                 cfg: &self.config.detector,
                 spec,
@@ -343,7 +343,7 @@ impl Detector {
             did_work = true;
         }
         tx.commit().await?;
-        self.count_raised(raised);
+        self.count_raised(&raised);
         self.last_cycle.windows_secs = cycle_started.elapsed().as_secs_f64();
         let analyses_started = Instant::now();
         for (region, analysed, until) in pending {
@@ -402,9 +402,13 @@ async fn write_progress(
 }
 
 impl Detector {
-    /// Counts the anomalies a committed transaction created.
-    fn count_raised(&self, raised: std::sync::Mutex<Vec<[String; 3]>>) {
-        for labels in raised.into_inner().unwrap_or_default() {
+    /// Counts the anomalies a committed transaction created, and forgets them.
+    fn count_raised(&self, raised: &std::sync::Mutex<Vec<[String; 3]>>) {
+        let labels = raised
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for labels in labels {
             self.metrics
                 .detector
                 .anomalies_raised
@@ -426,24 +430,26 @@ impl Detector {
         until: DateTime<Utc>,
         thresholds: gridwatch_detect::diversion::Thresholds,
     ) -> anyhow::Result<()> {
+        // After a restart with analyses still due, the series is filled as for the window
+        // after the last one evaluated.
+        let next = Window {
+            start: until,
+            end: until + self.spec.length(),
+        };
+        let tx = client.transaction().await?;
+        self.ensure_series(&tx, region, &next).await?;
+        tx.commit().await?;
+        let raised = std::sync::Mutex::new(Vec::new());
+        let ctx = Context {
+            cfg: &self.config.detector,
+            spec: self.spec,
+            thresholds,
+            grid,
+            raised: &raised,
+        };
         let ends = analyses::day_ends(analysed, until);
         for (i, day_end) in ends.iter().enumerate() {
             let tx = client.transaction().await?;
-            // After a restart with analyses still due, the series is filled as for the
-            // window after the last one evaluated.
-            let next = Window {
-                start: until,
-                end: until + self.spec.length(),
-            };
-            self.ensure_series(&tx, grid, region, &next).await?;
-            let raised = std::sync::Mutex::new(Vec::new());
-            let ctx = Context {
-                cfg: &self.config.detector,
-                spec: self.spec,
-                thresholds,
-                grid,
-                raised: &raised,
-            };
             let Some(state) = self.regions.get(&region.id) else {
                 return Ok(());
             };
@@ -455,20 +461,12 @@ impl Detector {
             )
             .await?;
             tx.commit().await?;
-            self.count_raised(raised);
+            self.count_raised(&raised);
         }
         // The next day's models are fixed now that its day before is judged: fitting them here
         // (2,000 nodes over two weeks of windows take seconds) spares the window that opens
         // the day. Late readings that re-judge the day before forget them, as ever.
         let tx = client.transaction().await?;
-        let raised = std::sync::Mutex::new(Vec::new());
-        let ctx = Context {
-            cfg: &self.config.detector,
-            spec: self.spec,
-            thresholds,
-            grid,
-            raised: &raised,
-        };
         if let Some(state) = self.regions.get_mut(&region.id) {
             evaluate::ensure_day_models(&tx, &ctx, region, state, until.date_naive()).await?;
         }
@@ -487,7 +485,6 @@ impl Detector {
     async fn ensure_series(
         &mut self,
         tx: &tokio_postgres::Transaction<'_>,
-        grid: &Grid,
         region: &grid::RegionInfo,
         first: &Window,
     ) -> anyhow::Result<()> {
@@ -503,10 +500,10 @@ impl Detector {
         if windows.is_empty() {
             return Ok(());
         }
-        let meter_keys: Vec<i32> = region.meters.iter().map(|&m| grid.meter_keys[m]).collect();
+        let meter_keys = &region.meter_keys;
         let energies = readings::energies(
             tx,
-            &meter_keys,
+            meter_keys,
             &windows,
             Duration::hours(self.config.detector.max_gap_hours),
         )
@@ -514,7 +511,7 @@ impl Detector {
         .context("Failed to load the recent readings")?;
         for (i, w) in windows.iter().enumerate() {
             let k = window_number(&self.spec, w.start);
-            for &key in &meter_keys {
+            for &key in meter_keys {
                 state
                     .series
                     .set(key, k, energies.get(key, i), energies.backwards(key, i));

@@ -175,6 +175,46 @@ async fn a_small_persistent_diversion_is_flagged_within_a_day() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month() {
+    // A model refitted on the week before used to learn the theft as loss: the case closed
+    // itself seven days after onset. The yardstick frozen before the onset keeps it open, and
+    // its energy is the theft's, however long it runs.
+    let config = with(
+        grid(400, 30, 19),
+        serde_json::json!({"name": "small-diversion", "share": 0.03, "onset_hours": 72}),
+    );
+    let outcome = run(config, LIMIT).await;
+    let injection = outcome
+        .truth
+        .injected
+        .iter()
+        .find(|i| i.kind == InjectionKind::Diversion)
+        .expect("injected");
+    let node = injection.node.as_ref().expect("a feeder").to_string();
+    let cases: Vec<_> = outcome
+        .of_kind("diversion")
+        .into_iter()
+        .filter(|a| a.node.as_deref() == Some(node.as_str()))
+        .collect();
+    assert_eq!(cases.len(), 1, "one case on {node}: {cases:#?}");
+    let case = cases[0];
+    assert!(case.ended_at.is_none(), "the case is still open: {case:#?}");
+    let delay = case.started_at - injection.started_at;
+    assert!(
+        delay < chrono::Duration::hours(24),
+        "started {delay} after onset"
+    );
+    let error = (case.energy_wh - injection.energy_wh) as f64 / injection.energy_wh as f64;
+    println!(
+        "persistent 3 % diversion over 27 days: case energy {} Wh, injected {} Wh, error {:+.1} %",
+        case.energy_wh,
+        injection.energy_wh,
+        error * 100.0
+    );
+    assert!(error.abs() < 0.05, "energy off by {:.1} %", error * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn farms_and_households_mining_beyond_the_rules_are_flagged_with_their_energy() {
     // Two households with rigs, one farm buying 2 % less than it uses, the other running 10 %
     // more machines than registered (and buying for them), and refused purchases above the cap.

@@ -345,15 +345,12 @@ pub async fn ensure_day_models(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let models = super::models::for_day(
-        tx,
-        node_keys,
-        day,
-        ctx.cfg.history_days,
-        &ctx.cfg.loss,
-        ctx.cfg.diversion.immediate_z,
-    )
-    .await?;
+    let yardstick = super::models::Yardstick {
+        history_days: ctx.cfg.history_days,
+        immediate_z: ctx.cfg.diversion.immediate_z,
+        cusum_h: ctx.thresholds.cusum_h,
+    };
+    let models = super::models::for_day(tx, node_keys, day, &ctx.cfg.loss, &yardstick).await?;
     // Each meter's window-to-window variation over the day before this one: the error scale
     // of an interpolated or imputed window (per day, so that it does not depend on where a run
     // of windows starts). A meter without that day (a young deployment, a new meter) is

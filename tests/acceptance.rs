@@ -215,6 +215,40 @@ async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_uploaded_concentrator_by_concentrator_raises_no_data_gap() {
+    // A head-end delivers each data concentrator's day in turn after midnight. The first
+    // concentrators' readings used to move the watermark past the others': every day each node
+    // got a data gap, withdrawn later but left open. The watermark now waits for every source
+    // still reporting.
+    let mut config = grid(300, 4, 23);
+    config.network.gateway_share = 1.0;
+    config.network.meter_outage_chance_per_day = 0.0;
+    config.network.gateway_outage_chance_per_day = 0.0;
+    let mut started = support::scenario::start(config).await;
+    started
+        .publish_as(gridwatch::simulate::Upload::DailyPerGateway)
+        .await;
+    started.settle(LIMIT).await;
+    let outcome = started.finish().await;
+    let gaps = outcome
+        .db
+        .count("SELECT count(*) FROM anomalies WHERE kind = 'data_gap'")
+        .await;
+    let gateways = outcome
+        .db
+        .count("SELECT count(*) FROM anomalies WHERE kind = 'diversion'")
+        .await;
+    println!("daily uploads per concentrator over 4 days: {gaps} data gaps, {gateways} diversions");
+    assert_eq!(gaps, 0, "no data gap, withdrawn or not");
+    assert_eq!(gateways, 0, "no diversion");
+    let open = outcome
+        .db
+        .count("SELECT count(*) FROM anomalies WHERE status = 'open'")
+        .await;
+    assert_eq!(open, 0, "nothing open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn farms_and_households_mining_beyond_the_rules_are_flagged_with_their_energy() {
     // Two households with rigs, one farm buying 2 % less than it uses, the other running 10 %
     // more machines than registered (and buying for them), and refused purchases above the cap.

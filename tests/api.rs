@@ -208,7 +208,8 @@ async fn status_reports_the_watermark_and_totals() {
     let s = api.get("/api/v1/status", None).await.json();
     assert_eq!(
         s,
-        json!({"watermark": null, "readings_total": 0, "rejections_total": 0, "open_anomalies": 0})
+        json!({"watermark": null, "evaluated_until": null, "analysed_until": null,
+               "readings_total": 0, "rejections_total": 0, "open_anomalies": 0})
     );
     let client = db.client().await;
     client
@@ -220,7 +221,8 @@ async fn status_reports_the_watermark_and_totals() {
              INSERT INTO anomalies (id, condition_key, kind, started_at, detected_at, severity, status)
              VALUES ('an_1', 'k1', 'diversion', now(), now(), 'high', 'open'),
                     ('an_2', 'k2', 'diversion', now(), now(), 'high', 'investigating'),
-                    ('an_3', 'k3', 'diversion', now(), now(), 'high', 'dismissed');
+                    ('an_3', 'k3', 'diversion', now(), now(), 'high', 'dismissed'),
+                    ('an_4', 'k4', 'data_gap', now(), now(), 'info', 'withdrawn');
              INSERT INTO purchase_attempts (reason, detail, channel, submitted_by)
              VALUES ('unknown_licence', 'x', 'http', 't');",
         )
@@ -229,12 +231,57 @@ async fn status_reports_the_watermark_and_totals() {
     let s = api.get("/api/v1/status", None).await.json();
     assert_eq!(
         s,
-        json!({"watermark": "2025-10-01T00:45:00Z", "readings_total": 150, "rejections_total": 6, "open_anomalies": 2})
+        json!({"watermark": "2025-10-01T00:45:00Z", "evaluated_until": null, "analysed_until": null,
+               "readings_total": 150, "rejections_total": 6, "open_anomalies": 2})
     );
     let w = gridwatch::api::status::watermark(&client)
         .await
         .expect("watermark");
     assert_eq!(w, Some(time("2025-10-01T00:45:00Z")));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn status_reports_the_least_advanced_regions_progress_once_every_region_started() {
+    let (db, api) = with_registry().await;
+    let client = db.client().await;
+    let regions = db
+        .count("SELECT count(DISTINCT n.region_key) FROM meters m JOIN nodes n USING (node_key)")
+        .await;
+    assert!(regions >= 1, "the registry has a region with meters");
+    // One region started, any other not yet: progress is unknown.
+    client
+        .batch_execute(
+            "INSERT INTO detector_progress (region_key, watermark, evaluated_until, analysed_until)
+             SELECT region_key, '2025-10-02T00:00:00Z', '2025-10-02T00:00:00Z',
+                    '2025-10-02T00:00:00Z'
+             FROM regions ORDER BY region_key LIMIT 1",
+        )
+        .await
+        .expect("progress");
+    let s = api.get("/api/v1/status", None).await.json();
+    if regions > 1 {
+        assert_eq!(s["evaluated_until"], json!(null), "{s}");
+    }
+    // Every region started: the least advanced one's.
+    client
+        .batch_execute(
+            "INSERT INTO detector_progress (region_key, watermark, evaluated_until, analysed_until)
+             SELECT region_key, '2025-10-01T12:00:00Z', '2025-10-01T12:00:00Z',
+                    '2025-10-01T00:00:00Z'
+             FROM regions
+             ON CONFLICT (region_key) DO UPDATE SET analysed_until = EXCLUDED.analysed_until",
+        )
+        .await
+        .expect("progress");
+    let s = api.get("/api/v1/status", None).await.json();
+    let expected_evaluated = if regions > 1 {
+        "2025-10-01T12:00:00Z"
+    } else {
+        "2025-10-02T00:00:00Z"
+    };
+    assert_eq!(s["evaluated_until"], json!(expected_evaluated), "{s}");
+    assert_eq!(s["analysed_until"], json!("2025-10-01T00:00:00Z"), "{s}");
     api.stop().await;
 }
 

@@ -200,6 +200,7 @@ impl Services {
                         .to_string(),
                 ),
                 ("GRIDWATCH_DETECTOR_POLL_MS", "100".to_owned()),
+                ("GRIDWATCH_DETECTOR_SOURCE_SILENCE_SECS", "20".to_owned()),
                 ("GRIDWATCH_LOG", "warn".to_owned()),
                 ("NO_COLOR", "1".to_owned()),
             ]
@@ -438,6 +439,7 @@ async fn publish_under_faults(
         publishers: 2,
         speed: Some(REPLAY_SPEED),
         backlog: None,
+        upload: gridwatch::simulate::Upload::Live,
     };
     let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
     let feeding = tokio::spawn(async move {

@@ -339,6 +339,27 @@ async fn an_overrun_that_late_purchases_cover_is_withdrawn() {
         )
         .await;
     assert!(withdrawn > 0, "kept, withdrawn, with its reason");
+    // Withdrawn is a status: not open, out of the status count, with the detector's
+    // transition and its reason in the history.
+    let not_withdrawn = db
+        .count(
+            "SELECT count(*) FROM anomalies
+             WHERE kind = 'quota_overrun' AND evidence ? 'withdrawn' AND status <> 'withdrawn'",
+        )
+        .await;
+    assert_eq!(not_withdrawn, 0, "every withdrawn overrun has the status");
+    let transitions = db
+        .count(
+            "SELECT count(*) FROM anomaly_history h JOIN anomalies a ON a.id = h.anomaly_id
+             WHERE a.kind = 'quota_overrun' AND h.action = 'transition' AND h.actor = 'detector'
+               AND h.from_status = 'open' AND h.to_status = 'withdrawn' AND h.note <> ''",
+        )
+        .await;
+    assert_eq!(transitions, withdrawn, "each withdrawal is in the history");
+    let open = db
+        .count("SELECT count(*) FROM anomalies WHERE kind = 'quota_overrun' AND status = 'open'")
+        .await;
+    assert_eq!(open, 0, "no overrun left open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use gridwatch::config::{Config, Secret};
 use gridwatch::services::{self, Running, Service};
-use gridwatch::simulate::{feed, wait_until_consuming, Backlog, FeedOptions};
+use gridwatch::simulate::{feed, wait_until_consuming, Backlog, FeedOptions, Upload};
 use gridwatch_sim::{GroundTruth, SimConfig, Simulation};
 use tokio_postgres::Client;
 
@@ -63,6 +63,8 @@ pub fn config(db: &TestDb, broker: &Broker) -> Config {
     config.mqtt.url = Secret::new(broker.ingest_url());
     config.mqtt.client_id = unique_name("ingest");
     config.detector.poll_ms = 100;
+    // A replay at full speed: a source silent for 20 s of wall time has ended its stream.
+    config.detector.source_silence_secs = 20;
     config
 }
 
@@ -146,6 +148,12 @@ impl Started {
 
     /// Publishes the whole simulation over MQTT, as fast as the broker takes it.
     pub async fn publish(&mut self) {
+        self.publish_as(Upload::Live).await;
+    }
+
+    /// Publishes the whole simulation over MQTT as fast as the broker takes it, delivered as
+    /// `upload` says (live, or a day per concentrator in turn).
+    pub async fn publish_as(&mut self, upload: Upload) {
         let options = FeedOptions {
             mqtt_url: self.broker.url_for(SIMULATOR_USER),
             topic_root: self.config.mqtt.topic_root.clone(),
@@ -158,6 +166,7 @@ impl Started {
                 database_url: self.config.database_url.clone(),
                 max_readings: 1_000_000,
             }),
+            upload,
         };
         feed(&mut self.simulation, &options, |_, _| {})
             .await

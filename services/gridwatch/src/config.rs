@@ -50,6 +50,20 @@ pub struct DetectorConfig {
     /// watermark is the newest reading time minus this (seconds, default 900). Later readings
     /// re-evaluate their window.
     pub allowed_lateness_secs: i64,
+    /// A source (a meter, or all the meters of a data concentrator) more than this far behind
+    /// the region's most advanced source, in event time, stops holding the region's watermark
+    /// back (hours, default 26): its meters become data gaps. The default lets a head-end that
+    /// uploads a day per concentrator, one after another, hold the watermark until the last
+    /// has reported; a grid whose meters all report within minutes can set 1.
+    pub source_idle_hours: f64,
+    /// A source silent this long in wall-clock time stops holding the watermark back too
+    /// (seconds, default 93,600: 26 hours, as above): at the end of a stream nothing else
+    /// moves the event time on.
+    pub source_silence_secs: i64,
+    /// The share of a region's sources, the most lagging, that never hold its watermark back
+    /// (default 0.01): a meter that lost its last reading among hundreds is not waited for;
+    /// in a region of fewer than 100 sources every one counts.
+    pub lagging_source_share: f64,
     /// How often the detector looks for new readings when idle (milliseconds, default 1000).
     pub poll_ms: u64,
     /// Regions this detector evaluates (`GRIDWATCH_DETECTOR_REGIONS`, comma-separated); empty
@@ -92,6 +106,9 @@ impl Default for DetectorConfig {
         DetectorConfig {
             window_minutes: 15,
             allowed_lateness_secs: 900,
+            source_idle_hours: 26.0,
+            source_silence_secs: 93_600,
+            lagging_source_share: 0.01,
             poll_ms: 1000,
             regions: Vec::new(),
             max_gap_hours: 6,
@@ -449,6 +466,12 @@ impl Config {
             self.detector.allowed_lateness_secs =
                 parse("GRIDWATCH_DETECTOR_ALLOWED_LATENESS_SECS", v)?;
         }
+        if let Some(v) = var("GRIDWATCH_DETECTOR_SOURCE_IDLE_HOURS") {
+            self.detector.source_idle_hours = parse("GRIDWATCH_DETECTOR_SOURCE_IDLE_HOURS", v)?;
+        }
+        if let Some(v) = var("GRIDWATCH_DETECTOR_SOURCE_SILENCE_SECS") {
+            self.detector.source_silence_secs = parse("GRIDWATCH_DETECTOR_SOURCE_SILENCE_SECS", v)?;
+        }
         if let Some(v) = var("GRIDWATCH_DETECTOR_POLL_MS") {
             self.detector.poll_ms = parse("GRIDWATCH_DETECTOR_POLL_MS", v)?;
         }
@@ -539,6 +562,15 @@ impl Config {
         let minutes = self.detector.window_minutes;
         if minutes == 0 || 1440 % minutes != 0 {
             bail!("detector.window_minutes {minutes} must divide a day (1440 minutes)");
+        }
+        if !(self.detector.source_idle_hours.is_finite() && self.detector.source_idle_hours > 0.0) {
+            bail!("detector.source_idle_hours must be a positive number of hours");
+        }
+        if self.detector.source_silence_secs <= 0 {
+            bail!("detector.source_silence_secs must be positive");
+        }
+        if !(0.0..0.5).contains(&self.detector.lagging_source_share) {
+            bail!("detector.lagging_source_share must be at least 0 and below 0.5");
         }
         if self.detector.allowed_lateness_secs < 0 {
             bail!("detector.allowed_lateness_secs must not be negative");

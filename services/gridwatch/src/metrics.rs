@@ -223,6 +223,12 @@ pub struct DetectorMetrics {
     pub watermark: IntGaugeVec,
     /// `gridwatch_detector_newest_reading_timestamp_seconds{region}`.
     pub newest_reading: IntGaugeVec,
+    /// `gridwatch_detector_evaluated_until_timestamp_seconds{region}`: every window ending at
+    /// or before it is evaluated (CONTRACT.md section 5).
+    pub evaluated_until: IntGaugeVec,
+    /// `gridwatch_detector_analysed_until_timestamp_seconds{region}`: every daily analysis of
+    /// days ending at or before it is done.
+    pub analysed_until: IntGaugeVec,
     /// `gridwatch_detector_windows_evaluated_total{region}`.
     pub windows_evaluated: IntCounterVec,
     /// `gridwatch_detector_evaluation_duration_seconds`: one cycle's evaluation of a region.
@@ -284,6 +290,18 @@ impl DetectorMetrics {
                 r,
                 "gridwatch_detector_newest_reading_timestamp_seconds",
                 "Newest reading time the detector has seen, Unix seconds.",
+                &["region"],
+            ),
+            evaluated_until: gauge_vec(
+                r,
+                "gridwatch_detector_evaluated_until_timestamp_seconds",
+                "Event time up to which every window is evaluated, Unix seconds.",
+                &["region"],
+            ),
+            analysed_until: gauge_vec(
+                r,
+                "gridwatch_detector_analysed_until_timestamp_seconds",
+                "Event time up to which every daily analysis is done, Unix seconds.",
                 &["region"],
             ),
             windows_evaluated: counter_vec(

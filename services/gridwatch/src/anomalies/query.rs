@@ -31,7 +31,13 @@ pub const KINDS: &[&str] = &[
 ];
 
 /// The statuses, in life-cycle order.
-pub const STATUSES: &[&str] = &["open", "investigating", "confirmed", "dismissed"];
+pub const STATUSES: &[&str] = &[
+    "open",
+    "investigating",
+    "confirmed",
+    "dismissed",
+    "withdrawn",
+];
 
 /// The severities, least first.
 pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];

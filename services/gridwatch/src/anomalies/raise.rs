@@ -6,6 +6,9 @@ use tokio_postgres::Transaction;
 
 use super::store::{create, NewAnomaly, ANOMALY_JSON};
 
+/// The note of a withdrawn anomaly opened again because its condition was found again.
+const REOPENED: &str = "Readings re-judged later show this condition after all.";
+
 /// What [`raise`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raised {
@@ -19,7 +22,8 @@ pub struct Raised {
 
 /// Creates the anomaly of `condition`, or updates the anomaly of the same kind and subject
 /// (region, node, meter, licence) that carries its condition key or whose period overlaps it.
-/// Status, notes and the auditors' history are never touched here.
+/// The auditors' statuses and notes are never touched here; only a `withdrawn` anomaly whose
+/// condition is found again goes back to `open`.
 pub async fn raise(
     tx: &Transaction<'_>,
     condition: &NewAnomaly,
@@ -58,15 +62,22 @@ pub async fn raise(
         });
     };
     let id: String = row.get(0);
-    // Only what changed is written, and only a real change is chained into the history.
+    // Only what changed is written, and only a real change is chained into the history. A
+    // condition the detector had withdrawn and now finds again is open again: a transition of
+    // the detector's, with the reason as its note.
     let updated = tx
-        .execute(
-            "UPDATE anomalies SET
+        .query_opt(
+            "WITH old AS (SELECT status FROM anomalies WHERE id = $1)
+             UPDATE anomalies a SET
                  started_at = $2, ended_at = $3, energy_wh = $4, loss_kzt = $5, score = $6,
-                 confidence = $7, severity = $8, suspects = $9, evidence = $10, updated_at = now()
-             WHERE id = $1
-               AND (started_at, ended_at, energy_wh, severity, suspects)
-                   IS DISTINCT FROM ($2, $3, $4, $8, $9)",
+                 confidence = $7, severity = $8, suspects = $9, evidence = $10, updated_at = now(),
+                 status = CASE WHEN old.status = 'withdrawn' THEN 'open' ELSE old.status END
+             FROM old
+             WHERE a.id = $1
+               AND (a.started_at, a.ended_at, a.energy_wh, a.severity, a.suspects, a.status)
+                   IS DISTINCT FROM ($2, $3, $4, $8, $9,
+                       CASE WHEN old.status = 'withdrawn' THEN 'open' ELSE old.status END)
+             RETURNING old.status, a.status",
             &[
                 &id,
                 &condition.started_at,
@@ -81,16 +92,24 @@ pub async fn raise(
             ],
         )
         .await?;
-    if updated > 0 {
+    if let Some(row) = &updated {
+        let from: String = row.get(0);
+        let to: String = row.get(1);
+        let (action, note) = if from == to {
+            ("updated", None)
+        } else {
+            ("transition", Some(REOPENED))
+        };
         tx.execute(
             &format!(
-                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {ANOMALY_JSON})
+                "SELECT gridwatch_record_history(a.id, $2, $3, $4, a.status, $5, {ANOMALY_JSON})
                  FROM anomalies a WHERE a.id = $1"
             ),
-            &[&id, &actor],
+            &[&id, &actor, &action, &from, &note],
         )
         .await?;
     }
+    let updated = u64::from(updated.is_some());
     Ok(Raised {
         id,
         new: false,

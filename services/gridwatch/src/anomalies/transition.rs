@@ -10,7 +10,8 @@
 //! | `confirmed`     | `open`          | required |
 //! | `dismissed`     | `open`          | required |
 //!
-//! Everything else (staying put, skipping `investigating`, confirming a dismissed flag) is
+//! `withdrawn` is the detector's alone (CONTRACT.md section 4): no transition leads to or from
+//! it. Everything else (staying put, skipping `investigating`, confirming a dismissed flag) is
 //! refused. A note is required wherever a flag stops being worked on without a finding
 //! (dismissal) or a decision is undone (back to `open`): those are the moves an insider would
 //! use to make a flag vanish, so the history must say why.
@@ -36,15 +37,20 @@ pub enum Status {
     Confirmed,
     /// Not a theft: a meter fault, a missing registry entry, a planned outage...
     Dismissed,
+    /// Set by the detector alone: readings that arrived later show the condition never held.
+    /// Not open; no transition of the table leads to or from it (the detector opens it again
+    /// if the condition is found after all).
+    Withdrawn,
 }
 
 impl Status {
     /// Every status, in life-cycle order.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Open,
         Status::Investigating,
         Status::Confirmed,
         Status::Dismissed,
+        Status::Withdrawn,
     ];
 
     /// The contract's spelling.
@@ -54,6 +60,7 @@ impl Status {
             Status::Investigating => "investigating",
             Status::Confirmed => "confirmed",
             Status::Dismissed => "dismissed",
+            Status::Withdrawn => "withdrawn",
         }
     }
 
@@ -278,6 +285,21 @@ mod tests {
                 "{from} -> {to}"
             );
         }
+    }
+
+    #[test]
+    fn withdrawn_is_the_detectors_alone() {
+        for from in [Open, Investigating, Confirmed, Dismissed] {
+            assert!(
+                matches!(
+                    check(from, Withdrawn, Some("no theft")),
+                    Err(Refusal::Invalid { .. })
+                ),
+                "{from} to withdrawn"
+            );
+        }
+        assert!(allowed_from(Withdrawn).is_empty());
+        assert_eq!(Status::parse("withdrawn"), Some(Withdrawn));
     }
 
     #[test]

@@ -262,6 +262,12 @@ fn anomaly_schemas() -> Value {
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "priority_kzt": {"type": "number", "description": "loss_kzt x confidence: the expected tenge at stake."},
         "updated_at": time}});
+    // `withdrawn` is the detector's: an auditor's transition cannot ask for it.
+    let auditor_statuses: Vec<&str> = crate::anomalies::transition::Status::ALL
+        .into_iter()
+        .filter(|s| *s != crate::anomalies::transition::Status::Withdrawn)
+        .map(|s| s.as_str())
+        .collect();
     let history = json!({"type": "object", "required": ["seq", "at", "actor", "action", "from", "to", "note", "hash"], "properties": {
         "seq": {"type": "integer"}, "at": time, "actor": {"type": "string"},
         "action": {"type": "string", "enum": ["created", "updated", "transition"]},
@@ -293,7 +299,7 @@ fn anomaly_schemas() -> Value {
         "HistoryEntry": history,
         "AnomalyDetail": detail,
         "TransitionRequest": {"type": "object", "additionalProperties": false, "required": ["to"], "properties": {
-            "to": {"type": "string", "enum": crate::anomalies::query::STATUSES},
+            "to": {"type": "string", "enum": auditor_statuses},
             "note": {"type": "string", "maxLength": 2000, "nullable": true}}},
         "Evidence": evidence
     })
@@ -314,8 +320,10 @@ fn components() -> Value {
                     "code": {"type": "string", "description": "snake_case code to branch on."},
                     "message": {"type": "string"},
                     "details": {"type": "array", "items": {"type": "object", "properties": {"entry": {"type": "string"}, "message": {"type": "string"}}}}}}}},
-            "Status": {"type": "object", "required": ["watermark", "readings_total", "rejections_total", "open_anomalies"], "properties": {
+            "Status": {"type": "object", "required": ["watermark", "evaluated_until", "analysed_until", "readings_total", "rejections_total", "open_anomalies"], "properties": {
                 "watermark": {"type": "string", "format": "date-time", "nullable": true},
+                "evaluated_until": {"type": "string", "format": "date-time", "nullable": true, "description": "Every window ending at or before it is evaluated (diversion, topology_change, quota_overrun, capacity_exceeded, data_gap): the least advanced region's."},
+                "analysed_until": {"type": "string", "format": "date-time", "nullable": true, "description": "Every daily analysis of days ending at or before it is visible (unlicensed_mining, meter_tamper, mining_share_exceeded): the least advanced region's."},
                 "readings_total": {"type": "integer"}, "rejections_total": {"type": "integer"}, "open_anomalies": {"type": "integer"}}},
             "Region": {"type": "object", "additionalProperties": false, "required": ["id", "name", "tariff_kzt_per_kwh"], "properties": {
                 "id": id, "name": text, "tariff_kzt_per_kwh": {"type": "number", "minimum": 0, "maximum": 1000}}},

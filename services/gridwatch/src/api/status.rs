@@ -15,8 +15,16 @@ use super::AppState;
 /// What a client polls to know how far detection has come.
 #[derive(Debug, Serialize)]
 pub struct Status {
-    /// Every anomaly about data before it is visible; `null` until the detector has run.
+    /// How far the event time of the least advanced region has come: what its sources have
+    /// reported, less the allowed lateness; `null` until the detector has run.
     pub watermark: Option<DateTime<Utc>>,
+    /// Every window ending at or before it has been evaluated, in every region, so every
+    /// window-level anomaly about data before it is visible; `null` while a region with meters
+    /// has not started.
+    pub evaluated_until: Option<DateTime<Utc>>,
+    /// Every daily analysis of days ending at or before it is visible, in every region; `null`
+    /// while a region with meters has not started.
+    pub analysed_until: Option<DateTime<Utc>>,
     /// Readings stored since the start.
     pub readings_total: i64,
     /// Payloads rejected by ingest, plus purchases refused by the ledger.
@@ -35,9 +43,30 @@ pub async fn watermark(
         .get(0))
 }
 
+/// How far the detector has come: the least advanced region's `evaluated_until` and
+/// `analysed_until`, each `None` while a region with meters has none yet.
+pub async fn progress(
+    client: &impl GenericClient,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN bool_and(p.evaluated_until IS NOT NULL)
+                         THEN min(p.evaluated_until) END,
+                    CASE WHEN bool_and(p.analysed_until IS NOT NULL)
+                         THEN min(p.analysed_until) END
+             FROM regions r LEFT JOIN detector_progress p ON p.region_key = r.region_key
+             WHERE EXISTS (SELECT FROM meters m JOIN nodes n ON n.node_key = m.node_key
+                           WHERE n.region_key = r.region_key)",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Reads the status.
 pub async fn read(client: &impl GenericClient) -> Result<Status, tokio_postgres::Error> {
     let watermark = watermark(client).await?;
+    let (evaluated_until, analysed_until) = progress(client).await?;
     let row = client
         .query_one(
             "SELECT (SELECT coalesce(sum(readings_stored), 0)::bigint FROM ingest_counters),
@@ -49,6 +78,8 @@ pub async fn read(client: &impl GenericClient) -> Result<Status, tokio_postgres:
         .await?;
     Ok(Status {
         watermark,
+        evaluated_until,
+        analysed_until,
         readings_total: row.get(0),
         rejections_total: row.get(1),
         open_anomalies: row.get(2),

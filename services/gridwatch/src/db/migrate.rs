@@ -54,6 +54,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "detector_analysed_until",
         sql: include_str!("../../../../migrations/0007_detector_analysed_until.sql"),
     },
+    Migration {
+        version: 8,
+        name: "withdrawn_status",
+        sql: include_str!("../../../../migrations/0008_withdrawn_status.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "source_progress",
+        sql: include_str!("../../../../migrations/0009_source_progress.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

@@ -23,6 +23,9 @@ use crate::localbroker::LocalBroker;
 use crate::services::{self, Service};
 use crate::simulate::{feed, FeedOptions};
 
+/// How long a source may be silent, in wall time, before a replay stops waiting for it.
+const REPLAY_SOURCE_SILENCE_SECS: i64 = 30;
+
 /// Options of `gridwatch demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -138,6 +141,9 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
     config.mqtt.url = Secret::new(broker.url(INGEST_USER, &ingest_password));
     config.mqtt.client_id = "gridwatch-demo".into();
     config.detector.poll_ms = 200;
+    // A replay at full speed: a source silent for half a minute of wall time has ended its
+    // stream (a gateway still in an outage at the end), and the last windows are judged.
+    config.detector.source_silence_secs = REPLAY_SOURCE_SILENCE_SECS;
     if std::net::TcpListener::bind(config.http_addr).is_err() {
         config.http_addr.set_port(0);
     }
@@ -182,6 +188,7 @@ pub async fn run(args: DemoArgs, base: &Config) -> anyhow::Result<()> {
             database_url: config.database_url.clone(),
             max_readings: 1_000_000,
         }),
+        upload: crate::simulate::Upload::Live,
     };
     let sim_start = simulation.config().start;
     let sim_end = sim_start + TimeDelta::days(i64::from(args.days));

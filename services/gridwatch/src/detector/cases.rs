@@ -355,8 +355,11 @@ enum Scope {
 }
 
 /// Withdraws the anomalies of `kinds`, `subject` and `scope` that are not in `raised` and still
-/// stand: kept, with no energy, a zero-length period and `reason` in their evidence; their
-/// history records the change.
+/// stand: kept, with no energy, a zero-length period and `reason` in their evidence. One that
+/// was `open` or `investigating` becomes `withdrawn` (CONTRACT.md section 4: it leaves the open
+/// queue, the counts and the alerts), a transition by the detector with `reason` as its note;
+/// an auditor's verdict (`confirmed`, `dismissed`) stands, and the change is an update. Either
+/// way the history records it.
 async fn withdraw(
     tx: &Transaction<'_>,
     subject: Subject<'_>,
@@ -383,26 +386,40 @@ async fn withdraw(
     let rows = tx
         .query(
             &format!(
-                "UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
+                "WITH old AS (
+                     SELECT a.id, a.status FROM anomalies a
+                     WHERE a.{column} = $1 AND a.kind = ANY($2) AND {condition}
+                       AND NOT (a.id = ANY($4))
+                       AND a.ended_at IS DISTINCT FROM a.started_at
+                       AND NOT a.evidence ? 'withdrawn'
+                     FOR UPDATE)
+                 UPDATE anomalies a SET ended_at = a.started_at, energy_wh = 0, loss_kzt = 0,
                      severity = 'info', updated_at = now(),
+                     status = CASE WHEN old.status IN ('open', 'investigating')
+                                   THEN 'withdrawn' ELSE old.status END,
                      evidence = a.evidence || jsonb_build_object('withdrawn', $5::text)
-                 WHERE a.{column} = $1 AND a.kind = ANY($2) AND {condition}
-                   AND NOT (a.id = ANY($4))
-                   AND a.ended_at IS DISTINCT FROM a.started_at AND NOT a.evidence ? 'withdrawn'
-                 RETURNING a.id"
+                 FROM old WHERE a.id = old.id
+                 RETURNING a.id, old.status, a.status"
             ),
             &[&id, &kinds, &at, &raised, &reason],
         )
         .await?;
     for row in rows {
         let id: String = row.get(0);
+        let from: String = row.get(1);
+        let to: String = row.get(2);
+        let (action, note) = if from == to {
+            ("updated", None)
+        } else {
+            ("transition", Some(reason))
+        };
         tx.execute(
             &format!(
-                "SELECT gridwatch_record_history(a.id, $2, 'updated', a.status, a.status, NULL, {})
+                "SELECT gridwatch_record_history(a.id, $2, $3, $4, a.status, $5, {})
                  FROM anomalies a WHERE a.id = $1",
                 crate::anomalies::store::ANOMALY_JSON
             ),
-            &[&id, &ACTOR],
+            &[&id, &ACTOR, &action, &from, &note],
         )
         .await?;
     }

@@ -19,6 +19,7 @@ pub mod grid;
 pub mod models;
 pub mod readings;
 pub mod series;
+pub mod sources;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,8 +39,9 @@ use grid::Grid;
 use series::MeterSeries;
 
 /// A region's stored progress: newest reading time seen, end of the last window evaluated,
-/// event time up to which the daily analyses are done.
+/// event time up to which the daily analyses are done, the watermark.
 type Progress = (
+    Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
@@ -178,15 +180,16 @@ impl Detector {
         }
         let progress = tx
             .query(
-                "SELECT region_key, newest_reading_ts, evaluated_until, analysed_until
+                "SELECT region_key, newest_reading_ts, evaluated_until, analysed_until, watermark
                  FROM detector_progress WHERE region_key = ANY($1)",
                 &[&region_keys],
             )
             .await?;
         let mut stored: HashMap<i32, Progress> = progress
             .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
             .collect();
+        let reached = sources::fold_and_reach(&tx, &region_keys, &self.config.detector).await?;
 
         let thresholds = self
             .config
@@ -204,8 +207,9 @@ impl Detector {
                 as usize
             + spec.per_day() as usize;
         for region in &grid.regions {
-            let (stored_newest, stored_until, stored_analysed) =
-                stored.remove(&region.key).unwrap_or((None, None, None));
+            let (stored_newest, stored_until, stored_analysed, stored_watermark) = stored
+                .remove(&region.key)
+                .unwrap_or((None, None, None, None));
             let state = self
                 .regions
                 .entry(region.id.clone())
@@ -229,7 +233,13 @@ impl Detector {
             let Some(region_newest) = region_newest else {
                 continue;
             };
-            let watermark = region_newest - lateness;
+            // How far the region's sources have reported (one running ahead does not count),
+            // or, where ingest recorded no sources, its newest reading; never backwards.
+            let reached = reached
+                .get(&region.key)
+                .map_or(region_newest, |r| (*r).min(region_newest));
+            let watermark =
+                stored_watermark.map_or(reached - lateness, |w| w.max(reached - lateness));
 
             // Windows to (re-)evaluate: from the earliest late one (within the horizon) or the
             // first never evaluated, up to the last the watermark has passed.
@@ -354,19 +364,7 @@ impl Detector {
             did_work = true;
         }
         self.last_cycle.analyses_secs = analyses_started.elapsed().as_secs_f64();
-        for region in &grid.regions {
-            if let Some(state) = self.regions.get(&region.id) {
-                let m = &self.metrics.detector;
-                if let Some(newest) = state.newest {
-                    m.newest_reading
-                        .with_label_values(&[&region.id])
-                        .set(newest.timestamp());
-                    m.watermark
-                        .with_label_values(&[&region.id])
-                        .set((newest - self.lateness()).timestamp());
-                }
-            }
-        }
+        self.refresh_progress_metrics(client, grid).await?;
         let regions: Vec<String> = grid.regions.iter().map(|r| r.id.clone()).collect();
         self.refresh_anomaly_metrics(client, &regions).await?;
         Ok(did_work)
@@ -515,6 +513,38 @@ impl Detector {
                 state
                     .series
                     .set(key, k, energies.get(key, i), energies.backwards(key, i));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each region's progress as stored: newest reading, watermark, evaluated and analysed
+    /// until (CONTRACT.md section 5), as Unix seconds.
+    async fn refresh_progress_metrics(&self, client: &Client, grid: &Grid) -> anyhow::Result<()> {
+        let keys: Vec<i32> = grid.regions.iter().map(|r| r.key).collect();
+        let rows = client
+            .query(
+                "SELECT region_key, newest_reading_ts, watermark, evaluated_until, analysed_until
+                 FROM detector_progress WHERE region_key = ANY($1)",
+                &[&keys],
+            )
+            .await?;
+        let m = &self.metrics.detector;
+        for row in rows {
+            let key: i32 = row.get(0);
+            let Some(region) = grid.regions.iter().find(|r| r.key == key) else {
+                continue;
+            };
+            let gauges = [
+                (&m.newest_reading, 1),
+                (&m.watermark, 2),
+                (&m.evaluated_until, 3),
+                (&m.analysed_until, 4),
+            ];
+            for (gauge, column) in gauges {
+                if let Some(t) = row.get::<_, Option<DateTime<Utc>>>(column) {
+                    gauge.with_label_values(&[&region.id]).set(t.timestamp());
+                }
             }
         }
         Ok(())

@@ -91,6 +91,7 @@ pub struct Connection {
     counts: Statement,
     rejections: Statement,
     touches: Statement,
+    sources: Statement,
     counters: Statement,
 }
 
@@ -137,6 +138,11 @@ const REJECTIONS: &str = "INSERT INTO rejections
 const TOUCHES: &str = "INSERT INTO reading_touches (region_key, minute, readings, newest_ts)
     SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::timestamptz[])";
 
+/// How far each meter of the batch has reported: the detector's watermark is taken from its
+/// sources, so that one running ahead does not move it (CONTRACT.md section 5).
+const SOURCES: &str = "INSERT INTO source_touches (region_key, meter_key, newest_ts)
+    SELECT * FROM unnest($1::int[], $2::int[], $3::timestamptz[])";
+
 const COUNTERS: &str = "INSERT INTO ingest_counters
         (writer, readings_stored, rejections, newest_reading_ts, updated_at)
     VALUES ($1, $2, $3, $4, now())
@@ -157,6 +163,7 @@ impl Connection {
             counts: client.prepare(COUNTS).await?,
             rejections: client.prepare(REJECTIONS).await?,
             touches: client.prepare(TOUCHES).await?,
+            sources: client.prepare(SOURCES).await?,
             counters: client.prepare(COUNTERS).await?,
             client,
         })
@@ -362,6 +369,17 @@ pub async fn commit(
         let counts: Vec<i32> = touched.values().map(|v| v.0).collect();
         let newest_ts: Vec<DateTime<Utc>> = touched.values().map(|v| v.1).collect();
         tx.execute(&conn.touches, &[&regions, &minutes, &counts, &newest_ts])
+            .await?;
+        let mut sources: BTreeMap<i32, (i32, DateTime<Utc>)> = BTreeMap::new();
+        for s in &staged {
+            let ts = batch.readings[s.index].ts;
+            let entry = sources.entry(s.meter_key).or_insert((s.region_key, ts));
+            entry.1 = entry.1.max(ts);
+        }
+        let meters: Vec<i32> = sources.keys().copied().collect();
+        let regions: Vec<i32> = sources.values().map(|v| v.0).collect();
+        let newest_ts: Vec<DateTime<Utc>> = sources.values().map(|v| v.1).collect();
+        tx.execute(&conn.sources, &[&regions, &meters, &newest_ts])
             .await?;
     }
     tx.execute(

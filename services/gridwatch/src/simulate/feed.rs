@@ -1,10 +1,11 @@
 //! Publishing a simulation over MQTT, interval by interval.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use gridwatch_sim::{topic_string, Simulation};
+use gridwatch_sim::{topic_string, OutTopic, Simulation};
 
 use crate::config::MqttConfig;
 use crate::mqtt::publisher::{self, Publisher};
@@ -26,6 +27,21 @@ pub struct FeedOptions {
     /// consumer has not taken up to a bound (deploy/mosquitto: 2,000,000 messages) and drops
     /// beyond it; real meters publish at their own pace, a replay must not outrun ingest.
     pub backlog: Option<Backlog>,
+    /// How the head-end delivers the readings.
+    pub upload: Upload,
+}
+
+/// How readings reach the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Upload {
+    /// Each message as its interval comes (meters and concentrators reporting live).
+    #[default]
+    Live,
+    /// A head-end that uploads each data concentrator's day in turn, one concentrator after
+    /// another, once the day is over: gateway messages are held and published concentrator by
+    /// concentrator at each midnight (UTC), each concentrator's upload stored before the next
+    /// begins (with a backlog to wait on); meters reporting on their own stay live.
+    DailyPerGateway,
 }
 
 /// The database whose ingest counters a replay waits on, and how far it may run ahead.
@@ -120,6 +136,7 @@ pub async fn feed_through(
         }
         None => None,
     };
+    let mut held = Held::default();
     while let Some(interval) = simulation.next_interval() {
         if let Some((backlog, client, baseline)) = &backlog {
             backlog.wait(client, stats.readings, *baseline).await?;
@@ -131,7 +148,26 @@ pub async fn feed_through(
                 tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
             }
         }
+        if options.upload == Upload::DailyPerGateway {
+            let day = interval.at.date_naive();
+            if held.day.is_some_and(|d| d != day) {
+                upload_held(&mut held, &mut publishers, &backlog, &mut stats).await?;
+            }
+            held.day = Some(day);
+        }
         for message in interval.messages {
+            if let (Upload::DailyPerGateway, OutTopic::Gateway(gateway)) =
+                (options.upload, &message.topic)
+            {
+                held.by_gateway
+                    .entry(gateway.to_string())
+                    .or_default()
+                    .push((
+                        topic_string(&options.topic_root, &message.topic),
+                        message.payload,
+                    ));
+                continue;
+            }
             let readings = count_readings(&message.payload);
             let topic = topic_string(&options.topic_root, &message.topic);
             let n = publishers.len();
@@ -153,6 +189,7 @@ pub async fn feed_through(
         stats.elapsed_secs = started.elapsed().as_secs_f64();
         progress(done, &stats);
     }
+    upload_held(&mut held, &mut publishers, &backlog, &mut stats).await?;
     for p in &mut publishers {
         p.flush().await?;
     }
@@ -161,6 +198,69 @@ pub async fn feed_through(
     }
     stats.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Gateway messages a daily head-end holds until the day is over, by concentrator.
+#[derive(Default)]
+struct Held {
+    /// The day being held.
+    day: Option<chrono::NaiveDate>,
+    /// Topic and payload of each held message, by concentrator id (uploaded in id order).
+    by_gateway: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+}
+
+/// Publishes the held day, concentrator after concentrator; with a backlog, each upload is
+/// stored before the next starts, as uploads hours apart would leave it.
+async fn upload_held(
+    held: &mut Held,
+    publishers: &mut [Publisher],
+    backlog: &Option<(&Backlog, tokio_postgres::Client, u64)>,
+    stats: &mut FeedStats,
+) -> anyhow::Result<()> {
+    for (_, messages) in std::mem::take(&mut held.by_gateway) {
+        let mut readings = 0;
+        for (topic, payload) in messages {
+            readings += count_readings(&payload);
+            stats.messages += 1;
+            publishers[0].send(topic, Bytes::from(payload)).await?;
+        }
+        stats.readings += readings;
+        publishers[0].flush().await?;
+        if let Some((_, client, baseline)) = backlog {
+            wait_until_stored(client, stats.readings, *baseline, readings).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the database has accounted for `published` readings (since `baseline`), all but
+/// the copies the network duplicated (absorbed, never counted): at most a fiftieth of the
+/// `upload` just sent short, or no progress for two seconds; at most a minute.
+async fn wait_until_stored(
+    client: &tokio_postgres::Client,
+    published: u64,
+    baseline: u64,
+    upload: u64,
+) -> anyhow::Result<()> {
+    let mut last = None;
+    let mut still = 0;
+    for _ in 0..600 {
+        let accounted = accounted(client).await?.saturating_sub(baseline);
+        if published.saturating_sub(accounted) <= upload / 50 {
+            return Ok(());
+        }
+        still = if last == Some(accounted) {
+            still + 1
+        } else {
+            0
+        };
+        if still >= 20 {
+            return Ok(());
+        }
+        last = Some(accounted);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Readings in a payload: elements of a gateway array, or one.

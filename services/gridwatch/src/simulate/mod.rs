@@ -14,7 +14,7 @@ use clap::Args;
 use gridwatch_sim::{Scenario, SimConfig, Simulation};
 
 use crate::config::Config;
-pub use feed::{feed, feed_through, Backlog, FeedOptions, FeedStats};
+pub use feed::{feed, feed_through, Backlog, FeedOptions, FeedStats, Upload};
 
 /// Options of `gridwatch simulate`.
 #[derive(Args, Debug, Clone)]
@@ -63,6 +63,10 @@ pub struct SimulateArgs {
     /// Concurrent MQTT publishing clients.
     #[arg(long, default_value_t = 2)]
     pub publishers: usize,
+    /// How the head-end delivers: `live`, or `daily-per-gateway` (each concentrator's day in
+    /// turn after midnight, as head-ends that upload load profiles in bulk do).
+    #[arg(long, value_enum, default_value_t = Upload::Live)]
+    pub upload: Upload,
 }
 
 /// Publishes a probe reading and a probe purchase, as `user`, to the broker on this machine at
@@ -206,6 +210,7 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
             database_url: config.database_url.clone(),
             max_readings: 1_000_000,
         }),
+        upload: args.upload,
     };
     let total = simulation.intervals();
     let stats = feed_through(&mut simulation, &broker, &options, |done, stats| {

@@ -169,21 +169,15 @@ async fn a_small_persistent_diversion_is_flagged_within_a_day() {
     );
     let others: Vec<_> = diversions
         .iter()
-        .filter(|a| a.node.as_deref() != Some(node.as_str()))
+        .filter(|a| a.node != injection.node.as_ref().map(|n| n.to_string()))
         .collect();
     assert!(others.is_empty(), "false cases elsewhere: {others:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month() {
-    // A model refitted on the week before used to learn the theft as loss: the case closed
-    // itself seven days after onset. The yardstick frozen before the onset keeps it open, and
-    // its energy is the theft's, however long it runs.
-    let config = with(
-        grid(400, 30, 19),
-        serde_json::json!({"name": "small-diversion", "share": 0.03, "onset_hours": 72}),
-    );
-    let outcome = run(config, LIMIT).await;
+/// The injected diversion and the one open case on its node (asserted).
+fn one_open_case_on_the_diverted_node(
+    outcome: &support::scenario::Outcome,
+) -> (&gridwatch_sim::Injection, &support::scenario::Anomaly) {
     let injection = outcome
         .truth
         .injected
@@ -199,6 +193,20 @@ async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month(
     assert_eq!(cases.len(), 1, "one case on {node}: {cases:#?}");
     let case = cases[0];
     assert!(case.ended_at.is_none(), "the case is still open: {case:#?}");
+    (injection, case)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month() {
+    // A model refitted on the week before used to learn the theft as loss: the case closed
+    // itself seven days after onset. The yardstick frozen before the onset keeps it open, and
+    // its energy is the theft's, however long it runs.
+    let config = with(
+        grid(400, 30, 19),
+        serde_json::json!({"name": "small-diversion", "share": 0.03, "onset_hours": 72}),
+    );
+    let outcome = run(config, LIMIT).await;
+    let (injection, case) = one_open_case_on_the_diverted_node(&outcome);
     let delay = case.started_at - injection.started_at;
     assert!(
         delay < chrono::Duration::hours(24),
@@ -212,6 +220,41 @@ async fn a_persistent_diversion_stays_one_open_case_with_its_energy_for_a_month(
         error * 100.0
     );
     assert!(error.abs() < 0.05, "energy off by {:.1} %", error * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the case is found and stays open, but its energy comes out 14 % short (5 % wanted)"]
+async fn a_one_percent_theft_is_flagged_within_a_week_and_stays_one_case() {
+    // 1 % of a feeder's throughput is below what the window tests may report (the class
+    // errors of its meters move its residual as much from one day's mix of loads to the
+    // next); the daily test against the frozen yardstick adds it up day by day.
+    let config = with(
+        grid(400, 24, 29),
+        serde_json::json!({"name": "small-diversion", "share": 0.01, "onset_hours": 240}),
+    );
+    let outcome = run(config, LIMIT).await;
+    let (injection, case) = one_open_case_on_the_diverted_node(&outcome);
+    let delay = case.started_at - injection.started_at;
+    let error = (case.energy_wh - injection.energy_wh) as f64 / injection.energy_wh as f64;
+    println!(
+        "1 % diversion over 14 days: case dated {:.1} days after onset, case energy {} Wh, \
+         injected {} Wh, error {:+.1} %",
+        delay.num_minutes() as f64 / 1440.0,
+        case.energy_wh,
+        injection.energy_wh,
+        error * 100.0
+    );
+    assert!(
+        delay <= chrono::Duration::days(7),
+        "flagged {delay} after onset"
+    );
+    assert!(error.abs() < 0.05, "energy off by {:.1} %", error * 100.0);
+    let others = outcome
+        .of_kind("diversion")
+        .into_iter()
+        .filter(|a| a.node != injection.node.as_ref().map(|n| n.to_string()))
+        .count();
+    assert_eq!(others, 0, "no diversion elsewhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,18 @@
 //! switching on before the model has learned it, energy moved between two windows by a missed
 //! reading — do not become cases, at the price of one window's delay for moderate diversions.
 //!
+//! - a daily cumulative test for slow theft ([`DailyState`]): at each day's end, the day's
+//!   excess as a share of the load delivered, standardised by the node's own day-to-day spread
+//!   (learned on its clean days, floored at `daily_sigma_floor_fraction`), enters a CUSUM with
+//!   reference `daily_k` (0.5) and a threshold from the same approximation for one false case
+//!   per `daily_false_case_every_node_days` (default 30,000; h ≈ 8.5). A theft of 1 % on a node
+//!   whose daily share spreads 0.2 % is 5 daily sigmas: flagged after about two days; 0.5 %
+//!   after about four. It runs against the frozen yardstick (the detector's models), so the
+//!   theft it adds up is never learned as loss. Its cases end by the daily rule too: when
+//!   the days are back below half the case's own mean share (`daily_end_h`, two days at most).
+//!   With the default budgets the three tests together raise about one false case per 7,500
+//!   node-days.
+//!
 //! A case ends when a second, downward CUSUM (reference `end_k`, threshold `end_h`) says the
 //! excess is back to normal: about `end_h / end_k` windows (2 hours by default) after the theft
 //! stops, and the case's end is dated back to where that statistic left zero. Its energy is the
@@ -69,6 +81,24 @@ pub struct DiversionParams {
     /// A window beyond the threshold but below `immediate_z` opens a case only if the next
     /// window stands at least this many sigmas above expected too (default 3).
     pub confirm_z: f64,
+    /// The daily test's false-alarm budget: one false case per this many node-days
+    /// (default 30,000).
+    pub daily_false_case_every_node_days: f64,
+    /// Reference of the daily CUSUM, in daily sigmas (default 0.5).
+    pub daily_k: f64,
+    /// Least day-to-day spread of a node's daily excess share assumed (default 0.002: 0.2 % of
+    /// the day's load), so that a node whose days happened to agree closely is not judged
+    /// against a spread its meters' class errors cannot promise.
+    pub daily_sigma_floor_fraction: f64,
+    /// Clean days a node's daily spread is learned on before the daily test runs (default 7:
+    /// one of each weekday).
+    pub daily_min_days: u32,
+    /// Smallest mean excess share the daily test reports (default 0.004: 0.4 % of the load).
+    pub daily_min_fraction: f64,
+    /// Share of a day's windows that must have been tested for the day to count (default 0.9).
+    pub daily_min_tested: f64,
+    /// Threshold of the downward daily CUSUM that ends a daily case (default 2).
+    pub daily_end_h: f64,
 }
 
 impl Default for DiversionParams {
@@ -85,6 +115,13 @@ impl Default for DiversionParams {
             gap_windows: 4,
             immediate_z: 15.0,
             confirm_z: 3.0,
+            daily_false_case_every_node_days: 30_000.0,
+            daily_k: 0.5,
+            daily_sigma_floor_fraction: 0.002,
+            daily_min_days: 7,
+            daily_min_fraction: 0.004,
+            daily_min_tested: 0.9,
+            daily_end_h: 2.0,
         }
     }
 }
@@ -96,6 +133,9 @@ pub struct Thresholds {
     pub window_z: f64,
     /// CUSUM threshold.
     pub cusum_h: f64,
+    /// Daily CUSUM threshold.
+    #[serde(default)]
+    pub daily_h: f64,
 }
 
 impl DiversionParams {
@@ -110,6 +150,7 @@ impl DiversionParams {
         Thresholds {
             window_z,
             cusum_h: cusum_threshold(self.cusum_k, arl0),
+            daily_h: cusum_threshold(self.daily_k, self.daily_false_case_every_node_days.max(1.0)),
         }
     }
 }
@@ -158,6 +199,75 @@ pub struct NodeState {
     /// start and excess.
     #[serde(default)]
     pub pending: Option<(DateTime<Utc>, f64)>,
+    /// The daily test.
+    #[serde(default)]
+    pub daily: DailyState,
+}
+
+impl NodeState {
+    /// Ends the open case, its end dated to where its tail began (else `fallback`), and
+    /// starts both cumulative tests afresh.
+    fn end_case(&mut self, fallback: DateTime<Utc>) -> Option<EndedCase> {
+        let case = self.case.take()?;
+        self.daily.reset_run();
+        self.cusum = 0.0;
+        self.cusum_start = None;
+        self.cusum_excess_wh = 0.0;
+        self.cusum_load_wh = 0.0;
+        Some(EndedCase {
+            start: case.start,
+            end: case.tail_start.unwrap_or(fallback),
+            excess_wh: case.excess_wh.max(0.0),
+            max_z: case.max_z,
+            flagged_at: case.flagged_at,
+        })
+    }
+}
+
+/// What the daily test knows of a node: the day being added up, the node's day-to-day spread,
+/// and its daily CUSUM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DailyState {
+    /// Start of the day being added up.
+    pub day_start: Option<DateTime<Utc>>,
+    /// Its excess so far, Wh.
+    pub excess_wh: f64,
+    /// Its load delivered so far, Wh.
+    pub load_wh: f64,
+    /// Its windows seen and tested with a model fit for the cumulative tests.
+    pub seen: u32,
+    /// Of them, tested.
+    pub tested: u32,
+    /// Mean square of the daily excess share over the clean days learned.
+    pub mean_square: f64,
+    /// Clean days learned (capped at 28, the memory of the mean square).
+    pub clean_days: u32,
+    /// The daily CUSUM.
+    pub stat: f64,
+    /// Start of the day after the statistic last stood at zero.
+    pub start: Option<DateTime<Utc>>,
+    /// Excess since `start`, Wh.
+    pub run_excess_wh: f64,
+    /// Load since `start`, Wh.
+    pub run_load_wh: f64,
+}
+
+impl DailyState {
+    /// The spread of a day's excess share this node has shown, floored.
+    pub fn sigma_fraction(&self, params: &DiversionParams) -> f64 {
+        self.mean_square
+            .max(0.0)
+            .sqrt()
+            .max(params.daily_sigma_floor_fraction)
+    }
+
+    fn reset_run(&mut self) {
+        self.stat = 0.0;
+        self.start = None;
+        self.run_excess_wh = 0.0;
+        self.run_load_wh = 0.0;
+    }
 }
 
 /// An open diversion case.
@@ -181,6 +291,12 @@ pub struct Case {
     /// time passed before it was flagged.
     #[serde(default)]
     pub flagged_at: Option<DateTime<Utc>>,
+    /// Opened by the daily test: it ends by the daily rule, not the per-window one.
+    #[serde(default)]
+    pub daily: bool,
+    /// Load delivered over the case, Wh (its mean excess share is `excess_wh` over it).
+    #[serde(default)]
+    pub load_wh: f64,
 }
 
 /// One window's data for a node.
@@ -211,6 +327,9 @@ pub struct WindowInput {
     pub learned: bool,
     /// Whether the model is the node's own at all (false: the cold-start priors).
     pub learned_model: bool,
+    /// Start of the day the window belongs to (the region's local day): where the daily test
+    /// closes one day and begins the next.
+    pub day_start: DateTime<Utc>,
 }
 
 /// What one window did.
@@ -261,6 +380,25 @@ pub fn step(
         in_gap: false,
         gap_ended: None,
     };
+    if state.daily.day_start != Some(w.day_start) {
+        if state.daily.day_start.is_some() {
+            match close_day(state, params, thresholds, w) {
+                DayClose::Flagged => outcome.in_case = true,
+                DayClose::Ended(ended) => {
+                    outcome.ended = Some(ended);
+                    outcome.in_case = false;
+                }
+                DayClose::Nothing => {}
+            }
+        }
+        let d = &mut state.daily;
+        d.day_start = Some(w.day_start);
+        d.excess_wh = 0.0;
+        d.load_wh = 0.0;
+        d.seen = 0;
+        d.tested = 0;
+    }
+    state.daily.seen += 1;
     let testable = w.input_wh.filter(|_| w.coverage >= params.min_coverage);
     let Some(input) = testable else {
         state.insufficient += 1;
@@ -282,6 +420,11 @@ pub fn step(
     let z = excess / w.sigma_wh.max(1e-9);
     outcome.excess_wh = Some(excess);
     outcome.z = Some(z);
+    if w.learned {
+        state.daily.tested += 1;
+        state.daily.excess_wh += excess;
+        state.daily.load_wh += w.fed_wh.abs();
+    }
 
     // CUSUM (only once the node's model is its own).
     if w.learned {
@@ -348,13 +491,24 @@ pub fn step(
                 max_z: z,
                 windows: 1,
                 flagged_at: Some(w.end),
+                daily: false,
+                load_wh: state.cusum_load_wh.max(w.fed_wh.abs()),
             });
             outcome.in_case = true;
         }
         None => {}
+        Some(case) if case.daily => {
+            // The daily rule ends it (at a day's close); every window adds to it meanwhile.
+            case.max_z = case.max_z.max(z);
+            case.windows += 1;
+            case.excess_wh += excess;
+            case.load_wh += w.fed_wh.abs();
+            outcome.in_case = true;
+        }
         Some(case) => {
             case.max_z = case.max_z.max(z);
             case.windows += 1;
+            case.load_wh += w.fed_wh.abs();
             let end_stat = if window_flag {
                 0.0
             } else {
@@ -373,18 +527,7 @@ pub fn step(
             }
             case.end_stat = end_stat;
             if case.end_stat > params.end_h {
-                outcome.ended = Some(EndedCase {
-                    start: case.start,
-                    end: case.tail_start.unwrap_or(w.start),
-                    excess_wh: case.excess_wh.max(0.0),
-                    max_z: case.max_z,
-                    flagged_at: case.flagged_at,
-                });
-                state.case = None;
-                state.cusum = 0.0;
-                state.cusum_start = None;
-                state.cusum_excess_wh = 0.0;
-                state.cusum_load_wh = 0.0;
+                outcome.ended = state.end_case(w.start);
                 outcome.in_case = false;
                 return outcome;
             }
@@ -394,6 +537,111 @@ pub fn step(
     outcome
 }
 
+/// What closing a day did.
+enum DayClose {
+    Nothing,
+    Flagged,
+    Ended(EndedCase),
+}
+
+/// Closes the day being added up: the daily test judges it, a daily case may end, and a clean
+/// day teaches the node's day-to-day spread. `next` is the first window of the next day.
+fn close_day(
+    state: &mut NodeState,
+    params: &DiversionParams,
+    thresholds: &Thresholds,
+    next: &WindowInput,
+) -> DayClose {
+    let d = &mut state.daily;
+    let Some(day) = d.day_start else {
+        return DayClose::Nothing;
+    };
+    let counts = d.seen > 0
+        && f64::from(d.tested) >= params.daily_min_tested * f64::from(d.seen)
+        && d.load_wh > 0.0;
+    if !counts {
+        // A day without enough tested windows neither moves nor breaks the test.
+        return DayClose::Nothing;
+    }
+    let share = d.excess_wh / d.load_wh;
+    let sigma = d.sigma_fraction(params);
+    let u = (share / sigma).clamp(-params.z_clamp, params.z_clamp);
+    match state.case.as_mut() {
+        Some(case) if case.daily => {
+            // Back to normal: days below half the case's own mean share.
+            let mean = (case.excess_wh - d.excess_wh) / (case.load_wh - d.load_wh).max(1.0);
+            let end_stat = (case.end_stat + (0.5 * mean - share) / sigma).max(0.0);
+            if end_stat <= 0.0 {
+                case.excess_wh += case.tail_excess_wh;
+                case.tail_excess_wh = 0.0;
+                case.tail_start = None;
+            } else {
+                if case.end_stat <= 0.0 {
+                    case.tail_start = Some(day);
+                }
+                case.tail_excess_wh += d.excess_wh;
+                case.excess_wh -= d.excess_wh;
+            }
+            case.end_stat = end_stat;
+            if end_stat > params.daily_end_h {
+                return match state.end_case(next.day_start) {
+                    Some(ended) => DayClose::Ended(ended),
+                    None => DayClose::Nothing,
+                };
+            }
+            return DayClose::Nothing;
+        }
+        Some(_) => {
+            // A case of the window tests is open: it accounts for the excess.
+            d.reset_run();
+            return DayClose::Nothing;
+        }
+        None => {}
+    }
+    let learning = d.clean_days < params.daily_min_days;
+    let quiet_before = d.stat <= 0.0;
+    let mut flagged = false;
+    if !learning {
+        if d.stat <= 0.0 {
+            d.start = Some(day);
+            d.run_excess_wh = 0.0;
+            d.run_load_wh = 0.0;
+        }
+        d.stat = (d.stat + u - params.daily_k).max(0.0);
+        d.run_excess_wh += d.excess_wh;
+        d.run_load_wh += d.load_wh;
+        if d.stat <= 0.0 {
+            d.reset_run();
+        }
+        flagged = d.stat > thresholds.daily_h
+            && d.run_excess_wh >= params.daily_min_fraction * d.run_load_wh;
+    }
+    // A day with no excess building up teaches the spread (an outlier day only while
+    // learning, so one holiday cannot make the node deaf for a month).
+    if learning || (quiet_before && d.stat <= 0.0 && u.abs() < 3.0) {
+        d.clean_days = (d.clean_days + 1).min(28);
+        d.mean_square += (share * share - d.mean_square) / f64::from(d.clean_days);
+    }
+    if !flagged {
+        return DayClose::Nothing;
+    }
+    let start = d.start.unwrap_or(day);
+    state.case = Some(Case {
+        start,
+        excess_wh: d.run_excess_wh,
+        end_stat: 0.0,
+        tail_start: None,
+        tail_excess_wh: 0.0,
+        max_z: 0.0,
+        windows: 0,
+        flagged_at: Some(next.day_start),
+        daily: true,
+        load_wh: d.run_load_wh,
+    });
+    d.reset_run();
+    DayClose::Flagged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +649,13 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         "2025-10-01T00:00:00Z".parse().expect("time")
+    }
+
+    fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+        t.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
     }
 
     fn run(residuals: &[Option<f64>], learned: bool) -> (Vec<WindowOutcome>, NodeState) {
@@ -431,6 +686,7 @@ mod tests {
                     bias_allowance_wh,
                     learned,
                     learned_model: learned,
+                    day_start: day_of(start),
                 };
                 step(&mut state, &w, &p, &th)
             })
@@ -544,11 +800,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn noise_alone_raises_nothing_over_a_year_of_windows() {
-        // Deterministic pseudo-normal noise (sum of uniforms), one sigma.
-        let mut seed = 11u64;
-        let mut normal = || {
+    /// Deterministic pseudo-normal noise (sum of uniforms), one sigma.
+    fn noise(seed: u64) -> impl FnMut() -> f64 {
+        let mut seed = seed;
+        move || {
             let mut s = 0.0;
             for _ in 0..12 {
                 seed = seed
@@ -557,7 +812,81 @@ mod tests {
                 s += (seed >> 11) as f64 / (1u64 << 53) as f64;
             }
             s - 6.0
-        };
+        }
+    }
+
+    #[test]
+    fn daily_thresholds_follow_their_budget() {
+        let th = DiversionParams::default().thresholds(96.0);
+        assert!((th.daily_h - 8.4).abs() < 0.3, "{}", th.daily_h);
+    }
+
+    #[test]
+    fn a_one_percent_theft_is_caught_by_the_daily_test_and_ends_with_it() {
+        // Each window's residual spreads 1 % of the load: 1 % a window is one sigma, which the
+        // window CUSUM sees but may not report (below `min_cusum_fraction`).
+        let mut normal = noise(5);
+        let days = 10 + 12 + 6;
+        let r: Vec<Option<f64>> = (0..96 * days)
+            .map(|i| {
+                let theft = if (96 * 10..96 * 22).contains(&i) {
+                    1000.0
+                } else {
+                    0.0
+                };
+                Some(1000.0 * normal() + theft)
+            })
+            .collect();
+        let (out, state) = run(&r, true);
+        let first = out.iter().position(|o| o.in_case).expect("caught");
+        assert!(
+            (96 * 10..=96 * 17).contains(&first),
+            "flagged on day {:.1}",
+            first as f64 / 96.0
+        );
+        let ended = out
+            .iter()
+            .find_map(|o| o.ended.clone())
+            .expect("the case ends after the theft");
+        assert_eq!(
+            ended.start,
+            t0() + Duration::days(10),
+            "dated from the onset"
+        );
+        assert_eq!(
+            ended.end,
+            t0() + Duration::days(22),
+            "dated to the theft's end"
+        );
+        // The noise summed over the case's 1,152 windows spreads 3 % of its energy.
+        let truth = 96.0 * 12.0 * 1000.0;
+        assert!(
+            (ended.excess_wh - truth).abs() / truth < 0.1,
+            "{} Wh of {truth}",
+            ended.excess_wh
+        );
+        assert!(state.case.is_none());
+        assert_eq!(out.iter().filter(|o| o.ended.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn daily_noise_and_a_weekly_rhythm_raise_nothing_over_ten_years() {
+        // Windows spreading 1 % and days whose share also moves by 0.15 % with the weekday.
+        let mut normal = noise(23);
+        let r: Vec<Option<f64>> = (0..96 * 3650)
+            .map(|i| {
+                let weekday = (i / 96) % 7;
+                let rhythm = if weekday >= 5 { 150.0 } else { -60.0 };
+                Some(1000.0 * normal() + rhythm)
+            })
+            .collect();
+        let (out, _) = run(&r, true);
+        assert_eq!(out.iter().filter(|o| o.in_case).count(), 0);
+    }
+
+    #[test]
+    fn noise_alone_raises_nothing_over_a_year_of_windows() {
+        let mut normal = noise(11);
         let r: Vec<Option<f64>> = (0..96 * 365).map(|_| Some(1000.0 * normal())).collect();
         let (out, _) = run(&r, true);
         assert_eq!(out.iter().filter(|o| o.in_case).count(), 0);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use tokio_postgres::Transaction;
 
 use gridwatch_core::registry::{MeterClass, MeterRole};
@@ -249,6 +249,7 @@ pub async fn evaluate(
                     .hypot(b.uncertainty_wh),
                 learned: model.supports_cusum(&ctx.cfg.loss),
                 learned_model: model.is_learned(),
+                day_start: w.start.date_naive().and_time(NaiveTime::MIN).and_utc(),
             };
             let state = states.entry(nk).or_default();
             let outcome = step(state, &input, &ctx.cfg.diversion, &ctx.thresholds);
@@ -349,6 +350,7 @@ pub async fn ensure_day_models(
         history_days: ctx.cfg.history_days,
         immediate_z: ctx.cfg.diversion.immediate_z,
         cusum_h: ctx.thresholds.cusum_h,
+        daily_h: ctx.thresholds.daily_h,
     };
     let models = super::models::for_day(tx, node_keys, day, &ctx.cfg.loss, &yardstick).await?;
     // Each meter's window-to-window variation over the day before this one: the error scale

@@ -8,7 +8,7 @@
 //! windows are excluded from the fit, but after a week of theft no clean window is left and the
 //! fit fell back to the wide priors, which ended the case exactly seven days after its onset.
 //! So the yardstick is frozen ([`Yardstick`]): a node in a case, or whose cumulative statistic
-//! is rising towards one, is judged with the model that was in force on the day its excess
+//! (window or daily) is rising towards one, is judged with the model that was in force on the day its excess
 //! began, for as long as the case lasts; and a node whose clean history is too short for a full
 //! model (just after a long case, or a week without its input meter) keeps the last full model
 //! it had instead of returning to the priors.
@@ -46,6 +46,9 @@ pub struct Yardstick {
     /// The CUSUM threshold: a statistic rising past [`RISING_CUSUM_SHARE`] of it freezes the
     /// model.
     pub cusum_h: f64,
+    /// The daily test's threshold: its statistic rising past the same share of it freezes the
+    /// model too.
+    pub daily_h: f64,
 }
 
 /// The models of `node_keys` for `day`: stored ones, else chosen now and stored: the frozen
@@ -85,7 +88,7 @@ pub async fn for_day(
     if missing.is_empty() {
         return Ok(models);
     }
-    let frozen = frozen_models(client, &missing, day, yardstick.cusum_h).await?;
+    let frozen = frozen_models(client, &missing, day, yardstick).await?;
     let last_full = last_full_models(client, &missing, day, params).await?;
     let day_start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let from = day_start - Duration::days(history_days.max(1));
@@ -155,8 +158,9 @@ async fn frozen_models(
     client: &impl GenericClient,
     node_keys: &[i32],
     day: NaiveDate,
-    cusum_h: f64,
+    yardstick: &Yardstick,
 ) -> Result<HashMap<i32, LossModel>, tokio_postgres::Error> {
+    let (cusum_h, daily_h) = (yardstick.cusum_h, yardstick.daily_h);
     let day_start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let rows = client
         .query(
@@ -177,6 +181,14 @@ async fn frozen_models(
             (Some(case), _) => Some(case.start),
             (None, Some(start)) if state.cusum >= RISING_CUSUM_SHARE * cusum_h => Some(start),
             _ => None,
+        };
+        let daily_onset = state
+            .daily
+            .start
+            .filter(|_| state.case.is_none() && state.daily.stat >= RISING_CUSUM_SHARE * daily_h);
+        let onset = match (onset, daily_onset) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         if let Some(onset) = onset {
             keys.push(row.get::<_, i32>(0));

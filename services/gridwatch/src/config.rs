@@ -56,9 +56,10 @@ pub struct DetectorConfig {
     /// uploads a day per concentrator, one after another, hold the watermark until the last
     /// has reported; a grid whose meters all report within minutes can set 1.
     pub source_idle_hours: f64,
-    /// A source silent this long in wall-clock time stops holding the watermark back too
-    /// (seconds, default 93,600: 26 hours, as above): at the end of a stream nothing else
-    /// moves the event time on.
+    /// A region none of whose sources has been heard for this long in wall-clock time has ended
+    /// its stream: its watermark moves to its most advanced source (seconds, default 93,600:
+    /// 26 hours, as above). One source is never judged silent against the others by wall time
+    /// (a replay runs a day in seconds): `source_idle_hours` does that in event time.
     pub source_silence_secs: i64,
     /// The share of a region's sources, the most lagging, that never hold its watermark back
     /// (default 0.01): a meter that lost its last reading among hundreds is not waited for;

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "source_progress",
         sql: include_str!("../../../../migrations/0009_source_progress.sql"),
     },
+    Migration {
+        version: 10,
+        name: "source_first_heard",
+        sql: include_str!("../../../../migrations/0010_source_first_heard.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

@@ -189,7 +189,12 @@ impl Detector {
             .iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
             .collect();
-        let reached = sources::fold_and_reach(&tx, &region_keys, &self.config.detector).await?;
+        let registered: Vec<(i32, i64)> = grid
+            .regions
+            .iter()
+            .map(|r| (r.key, r.meter_keys.len() as i64))
+            .collect();
+        let reached = sources::fold_and_reach(&tx, &registered, &self.config.detector).await?;
 
         let thresholds = self
             .config
@@ -235,11 +240,20 @@ impl Detector {
             };
             // How far the region's sources have reported (one running ahead does not count),
             // or, where ingest recorded no sources, its newest reading; never backwards.
-            let reached = reached
-                .get(&region.key)
-                .map_or(region_newest, |r| (*r).min(region_newest));
-            let watermark =
-                stored_watermark.map_or(reached - lateness, |w| w.max(reached - lateness));
+            let reach = reached.get(&region.key);
+            let mut passed =
+                reach.map_or(region_newest, |r| r.reached.min(region_newest)) - lateness;
+            if reach.is_some_and(|r| r.waiting_for_unheard) {
+                // Meters still to report their first readings: the region stays where it is.
+                let first = dirty
+                    .get(&region.key)
+                    .and_then(|d| d.first())
+                    .map(|m| spec.containing(*m).start);
+                if let Some(stands) = state.evaluated_until.or(first) {
+                    passed = passed.min(stands);
+                }
+            }
+            let watermark = stored_watermark.map_or(passed, |w| w.max(passed));
 
             // Windows to (re-)evaluate: from the earliest late one (within the horizon) or the
             // first never evaluated, up to the last the watermark has passed.

@@ -35,6 +35,15 @@ const TRAINING_UNCERTAINTY: f64 = 0.005;
 /// day or two before, which costs nothing.
 const RISING_CUSUM_SHARE: f64 = 0.5;
 
+/// Windows of a day, at least, in which a node still on the priors balanced (|z| < 1) for the
+/// day's gross excess under the priors to count as a calendar load rather than a theft already
+/// running at start-up: sixteen, four hours. Street lighting on a small transformer can draw
+/// five times its homes' night load (z ≈ 21 under the priors) and is dark for hours every
+/// day; a rig or a tap running since before the data never rests. Such windows teach the model
+/// (its half-hour offsets learn the lamps). A theft that stops for four hours every day from
+/// the very first reading would be learned too: nothing in the data tells it from a lamp.
+const CALENDAR_QUIET_WINDOWS: i64 = 16;
+
 /// What decides which windows may teach a day's models.
 #[derive(Debug, Clone, Copy)]
 pub struct Yardstick {
@@ -56,7 +65,7 @@ pub struct Yardstick {
 /// on the `history_days` before it, or the node's last full model where that history is too
 /// short for one. Windows of a case never teach the model when a learned model raised it, nor
 /// when it was gross (`immediate_z`, e.g. a theft already running at start-up, flagged under
-/// the priors).
+/// the priors) on a day without hours of balance ([`CALENDAR_QUIET_WINDOWS`]).
 pub async fn for_day(
     client: &impl GenericClient,
     node_keys: &[i32],
@@ -94,10 +103,19 @@ pub async fn for_day(
     let from = day_start - Duration::days(history_days.max(1));
     let rows = client
         .query(
-            "SELECT node_key, window_start, input_wh - fed_wh, fed_wh
-             FROM detector_node_windows
+            "WITH quiet AS (
+                 SELECT node_key, window_start::date AS day FROM detector_node_windows
+                 WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
+                   AND NOT model_learned AND NOT in_case AND abs(coalesce(z, 0)) < 1
+                 GROUP BY 1, 2 HAVING count(*) >= $7)
+             SELECT node_key, window_start, input_wh - fed_wh, fed_wh
+             FROM detector_node_windows w
              WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
-               AND NOT (in_case AND (model_learned OR coalesce(z, 0) >= $6)) AND NOT in_gap
+               AND NOT (in_case AND (model_learned OR (coalesce(z, 0) >= $6
+                   AND NOT EXISTS (SELECT FROM quiet q
+                                   WHERE q.node_key = w.node_key
+                                     AND q.day = w.window_start::date))))
+               AND NOT in_gap
                AND input_wh IS NOT NULL
                AND coverage >= $4 AND uncertainty_wh <= $5 * greatest(abs(fed_wh), 1)
              ORDER BY node_key, window_start",
@@ -108,6 +126,7 @@ pub async fn for_day(
                 &TRAINING_COVERAGE,
                 &TRAINING_UNCERTAINTY,
                 &immediate_z,
+                &CALENDAR_QUIET_WINDOWS,
             ],
         )
         .await?;

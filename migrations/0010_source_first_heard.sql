@@ -4,5 +4,4 @@
 -- concentrator's meters unheard for the whole first day while the meters reporting live move on.
 
 ALTER TABLE detector_sources ADD COLUMN first_ts timestamptz;
-UPDATE detector_sources SET first_ts = newest_ts;
-ALTER TABLE detector_sources ALTER COLUMN first_ts SET NOT NULL;
+-- Unknown for the sources of an older version: their newest reading stands in for it.

@@ -62,6 +62,11 @@ INSERT INTO detector_node_windows (node_key, window_start, input_wh, fed_wh, cov
     FROM nodes;
 INSERT INTO detector_node_models (node_key, day, model)
     SELECT node_key, '2025-10-01', '{"slope": 0.02}' FROM nodes;
+INSERT INTO source_touches (region_key, meter_key, newest_ts)
+    SELECT region_key, meter_key, '2025-10-01T23:45:00Z' FROM meters, regions;
+INSERT INTO detector_sources (meter_key, region_key, newest_ts, heard_at)
+    SELECT meter_key, region_key, '2025-10-01T23:30:00Z', '2025-10-02T00:01:00Z'
+    FROM meters, regions;
 "#;
 
 fn t(s: &str) -> DateTime<Utc> {

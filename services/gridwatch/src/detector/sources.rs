@@ -53,7 +53,7 @@ pub async fn fold_and_reach(
          GROUP BY meter_key
          ON CONFLICT (meter_key) DO UPDATE SET region_key = EXCLUDED.region_key,
              newest_ts = greatest(s.newest_ts, EXCLUDED.newest_ts),
-             first_ts = least(s.first_ts, EXCLUDED.first_ts),
+             first_ts = least(coalesce(s.first_ts, s.newest_ts), EXCLUDED.first_ts),
              heard_at = EXCLUDED.heard_at",
         &[&region_keys],
     )
@@ -63,7 +63,7 @@ pub async fn fold_and_reach(
             "WITH r AS (
                  SELECT * FROM unnest($1::int[], $5::bigint[]) AS r(region_key, registered)),
              lead AS (
-                 SELECT s.region_key, max(s.newest_ts) AS ahead, min(s.first_ts) AS began,
+                 SELECT s.region_key, max(s.newest_ts) AS ahead, min(coalesce(s.first_ts, s.newest_ts)) AS began,
                         max(s.heard_at) < now() - $4::float8 * interval '1 second' AS ended,
                         greatest(r.registered - count(*), 0) AS unheard
                  FROM detector_sources s JOIN r USING (region_key)

@@ -403,6 +403,35 @@ async fn a_registry_document_round_trips_and_a_repeat_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_regions_time_zone_is_stored_returned_and_changed_like_any_field() {
+    let (db, api) = with_registry().await;
+    let region = |zone: &str| {
+        format!(
+            r#"{{"regions":[{{"id":"east-kz","name":"East Kazakhstan","tariff_kzt_per_kwh":10.3,"timezone":"{zone}"}}]}}"#
+        )
+    };
+    let r = api
+        .put_json("/api/v1/registry", Some(ADMIN), &region("Asia/Almaty"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored = api.get("/api/v1/registry", Some(VIEWER)).await.json();
+    assert_eq!(stored["regions"][0]["timezone"], "Asia/Almaty");
+    let r = api
+        .put_json("/api/v1/registry", Some(ADMIN), &region("Europe/Berlin"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["updated"]["regions"], 1, "{}", r.text());
+    let stored = api.get("/api/v1/registry", Some(VIEWER)).await.json();
+    assert_eq!(stored["regions"][0]["timezone"], "Europe/Berlin");
+    assert_eq!(
+        db.count("SELECT count(*) FROM regions WHERE timezone = 'Europe/Berlin'")
+            .await,
+        1
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn every_registry_validation_error_names_its_entry_and_changes_nothing() {
     let (db, api) = with_registry().await;
     let meter = |extra: &str| {
@@ -432,6 +461,8 @@ async fn every_registry_validation_error_names_its_entry_and_changes_nothing() {
             "regions[0] (west): tariff_kzt_per_kwh"),
         (r#"{"regions":[{"id":"west","name":"","tariff_kzt_per_kwh":1}]}"#.into(),
             "regions[0] (west): name"),
+        (r#"{"regions":[{"id":"west","name":"West","tariff_kzt_per_kwh":1,"timezone":"Mars/Base"}]}"#.into(),
+            r#"regions[0] (west): timezone "Mars/Base" is not an IANA time zone"#),
         (r#"{"nodes":[{"id":"N-2","parent":"NOPE","region":"east-kz","kind":"feeder"}]}"#.into(),
             "nodes[0] (N-2): parent NOPE does not exist"),
         (r#"{"nodes":[{"id":"N-2","parent":null,"region":"mars","kind":"feeder"}]}"#.into(),

@@ -465,3 +465,61 @@ async fn unlicensed_mining_longer_than_the_profile_read_counts_its_whole_energy(
         "{energy} Wh over {hours} h at {excess_w} W above the baseline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_in_another_time_zone_is_analysed_by_its_local_days() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    let client = db.client().await;
+    // Tashkent keeps UTC+5 all year: its days start at 19:00 UTC.
+    client
+        .batch_execute(
+            "UPDATE regions SET timezone = 'Asia/Tashkent';
+             INSERT INTO meters (id, node_key, role, class, accuracy_pct)
+               SELECT 'RIG-1', node_key, 'consumer', 'household', 1.0 FROM nodes WHERE id = 'F2'",
+        )
+        .await
+        .expect("a time zone and a household that will mine");
+    let windows = 20 * 96;
+    let onset = 3 * 96;
+    let mut rows = registers(0, windows, |_| 0.0);
+    let mut register = 0.0;
+    rows.push(("RIG-1".to_string(), t0(), 0));
+    for w in 0..windows {
+        register += if w < onset { household_wh(7, w) } else { 812.5 };
+        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+        rows.push(("RIG-1".to_string(), ts, register.round() as i64));
+    }
+    store(&db, &rows).await;
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let row = client
+        .query_one(
+            "SELECT evaluated_until, analysed_until FROM detector_progress",
+            &[],
+        )
+        .await
+        .expect("progress");
+    let evaluated: DateTime<Utc> = row.get(0);
+    let analysed: Option<DateTime<Utc>> = row.get(1);
+    assert_eq!(analysed, Some(evaluated), "every whole local day analysed");
+    let days: Vec<DateTime<Utc>> = client
+        .query(
+            "SELECT DISTINCT (evidence->>'analysed_until')::timestamptz FROM anomalies
+             WHERE kind = 'unlicensed_mining' AND meter = 'RIG-1'",
+            &[],
+        )
+        .await
+        .expect("anomalies")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!days.is_empty(), "the rig is found");
+    for day_end in &days {
+        assert_eq!(
+            day_end.format("%H:%M").to_string(),
+            "19:00",
+            "{day_end}: a day of the region ends at local midnight, 19:00 UTC"
+        );
+    }
+}

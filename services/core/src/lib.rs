@@ -6,6 +6,7 @@
 //! - [`reading`]: a meter reading and the parsers that turn a raw MQTT payload into typed
 //!   readings or typed rejections.
 //! - [`registry`]: the registry document (grid tree, meters, licences) and its validator.
+//! - [`days`]: a region's local days in its time zone (DST-safe).
 //! - [`rejection`]: why a payload could not be stored as a reading (the contract's reason codes).
 //! - [`regulation`]: the regime's rules as dated profiles (cap, profit tax, AIFC share).
 //! - [`calculator`]: the compliance calculator (purchases needed, profit tax, AIFC obligation).
@@ -13,6 +14,7 @@
 //! Adapters (PostgreSQL, MQTT, HTTP) live in the `gridwatch` crate and call into this one.
 
 pub mod calculator;
+pub mod days;
 pub mod ids;
 pub mod reading;
 pub mod registry;

@@ -84,6 +84,20 @@ pub struct Region {
     pub name: String,
     /// Energy tariff in KZT per kWh: what a stolen kWh costs.
     pub tariff_kzt_per_kwh: f64,
+    /// IANA time zone whose local days the daily analyses use (`None`: UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+impl Region {
+    /// The region's time zone (UTC when it names none or an unknown one, which validation
+    /// rejects).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.timezone
+            .as_deref()
+            .and_then(crate::days::zone)
+            .unwrap_or(chrono_tz::UTC)
+    }
 }
 
 /// A node of the grid tree: a substation, a feeder, a transformer...
@@ -310,6 +324,14 @@ pub fn validate(
                     r.tariff_kzt_per_kwh
                 ),
             );
+        }
+        if let Some(zone) = &r.timezone {
+            if crate::days::zone(zone).is_none() {
+                err(
+                    entry(),
+                    format!("timezone {zone:?} is not an IANA time zone (e.g. \"Asia/Almaty\")"),
+                );
+            }
         }
     }
     for (i, n) in document.nodes.iter().enumerate() {

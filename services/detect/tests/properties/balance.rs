@@ -69,6 +69,7 @@ fn grid(nodes: &[SynthNode]) -> Grid {
             id: region.clone(),
             name: "Synthetic".into(),
             tariff_kzt_per_kwh: 10.0,
+            timezone: None,
         }],
         ..RegistryDocument::default()
     };

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "source_first_heard",
         sql: include_str!("../../../../migrations/0010_source_first_heard.sql"),
     },
+    Migration {
+        version: 11,
+        name: "region_timezone",
+        sql: include_str!("../../../../migrations/0011_region_timezone.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, DurationRound, SecondsFormat, TimeDelta, Utc};
 use tokio_postgres::Transaction;
 
+use chrono_tz::Tz;
+use gridwatch_core::days;
 use gridwatch_core::registry::MeterClass;
 use gridwatch_core::{LicenceId, MeterId, RegionId};
 use gridwatch_detect::capacity::capacity_exceeded;
@@ -78,14 +80,15 @@ pub async fn hourly(
     Ok(())
 }
 
-/// The day ends after `after` up to `until`, in order: the days whose analyses are due once the
-/// windows up to `until` are judged and those up to `after` were analysed.
-pub fn day_ends(after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut day = floor(after, TimeDelta::days(1)) + Duration::days(1);
+/// The day ends (local midnights in `zone`) after `after` up to `until`, in order: the days
+/// whose analyses are due once the windows up to `until` are judged and those up to `after`
+/// were analysed.
+pub fn day_ends(zone: Tz, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut day = days::start_of_next_day(zone, after);
     let mut out = Vec::new();
     while day <= until {
         out.push(day);
-        day += Duration::days(1);
+        day = days::start_of_next_day(zone, day);
     }
     out
 }
@@ -389,8 +392,8 @@ async fn meters(
         )
         .await?
         .get(0);
-    let start = (day_end - Duration::days(PROFILE_DAYS))
-        .max(evaluated_from.map_or(day_end, |f| floor(f, TimeDelta::days(1))));
+    let start = days::start_of_day(region.zone, day_end - Duration::days(PROFILE_DAYS))
+        .max(evaluated_from.map_or(day_end, |f| days::start_of_day(region.zone, f)));
     if start >= day_end {
         return Ok(Vec::new());
     }
@@ -661,8 +664,10 @@ async fn share(
     let days = 7;
     let mut findings: Vec<Finding> = Vec::new();
     for d in (1..=days).rev() {
-        let day_start = day_end - Duration::days(d);
-        let windows = ctx.spec.between(day_start, day_start + Duration::days(1));
+        let day_start = days::start_of_day(region.zone, day_end - Duration::days(d));
+        let windows = ctx
+            .spec
+            .between(day_start, days::start_of_next_day(region.zone, day_start));
         let input: Option<f64> = summed(rs, ctx, &roots, &windows).into_iter().sum();
         let mined: f64 = summed(rs, ctx, &mining, &windows)
             .into_iter()

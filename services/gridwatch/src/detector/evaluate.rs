@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tokio_postgres::Transaction;
 
 use gridwatch_core::registry::{MeterClass, MeterRole};
@@ -249,7 +249,7 @@ pub async fn evaluate(
                     .hypot(b.uncertainty_wh),
                 learned: model.supports_cusum(&ctx.cfg.loss),
                 learned_model: model.is_learned(),
-                day_start: w.start.date_naive().and_time(NaiveTime::MIN).and_utc(),
+                day_start: gridwatch_core::days::start_of_day(region.zone, w.start),
             };
             let state = states.entry(nk).or_default();
             let outcome = step(state, &input, &ctx.cfg.diversion, &ctx.thresholds);

@@ -18,6 +18,8 @@ pub struct RegionInfo {
     pub key: i32,
     /// KZT per kWh.
     pub tariff_kzt_per_kwh: f64,
+    /// Its time zone: where its days begin.
+    pub zone: chrono_tz::Tz,
     /// Its meters (topology indices).
     pub meters: Vec<usize>,
     /// Their database keys, in the same order.
@@ -82,7 +84,7 @@ impl Grid {
         let node_key_rows = tx.query("SELECT id, node_key FROM nodes", &[]).await?;
         let region_rows = tx
             .query(
-                "SELECT id, region_key, tariff_kzt_per_kwh FROM regions",
+                "SELECT id, region_key, tariff_kzt_per_kwh, timezone FROM regions",
                 &[],
             )
             .await?;
@@ -125,6 +127,10 @@ impl Grid {
                 roots: topology.roots(&id),
                 key: row.get(1),
                 tariff_kzt_per_kwh: row.get(2),
+                zone: row
+                    .get::<_, Option<&str>>(3)
+                    .and_then(|z| z.parse().ok())
+                    .unwrap_or(chrono_tz::UTC),
                 meter_keys: meters.iter().map(|&m| meter_keys[m]).collect(),
                 meters,
                 balanced_keys: balanced.iter().map(|(n, _)| node_keys[*n]).collect(),

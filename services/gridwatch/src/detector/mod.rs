@@ -289,7 +289,7 @@ impl Detector {
                 let analysed = stored_analysed.or(until);
                 write_progress(&tx, region.key, region_newest, watermark, until, analysed).await?;
                 if let (Some(analysed), Some(until)) = (analysed, until) {
-                    if !analyses::day_ends(analysed, until).is_empty() {
+                    if !analyses::day_ends(region.zone, analysed, until).is_empty() {
                         pending.push((region, analysed, until));
                     }
                 }
@@ -338,7 +338,7 @@ impl Detector {
                     &self.metrics,
                 )
                 .await?;
-                if analyses::day_ends(analysed, until).is_empty() {
+                if analyses::day_ends(region.zone, analysed, until).is_empty() {
                     analysed = until;
                 } else {
                     pending.push((region, analysed, until));
@@ -459,7 +459,7 @@ impl Detector {
             grid,
             raised: &raised,
         };
-        let ends = analyses::day_ends(analysed, until);
+        let ends = analyses::day_ends(region.zone, analysed, until);
         for (i, day_end) in ends.iter().enumerate() {
             let tx = client.transaction().await?;
             let Some(state) = self.regions.get(&region.id) else {

@@ -69,7 +69,7 @@ pub async fn load_document(client: &impl GenericClient) -> Result<RegistryDocume
     let mut document = RegistryDocument::default();
     for row in client
         .query(
-            "SELECT id, name, tariff_kzt_per_kwh FROM regions ORDER BY region_key",
+            "SELECT id, name, tariff_kzt_per_kwh, timezone FROM regions ORDER BY region_key",
             &[],
         )
         .await?
@@ -79,6 +79,7 @@ pub async fn load_document(client: &impl GenericClient) -> Result<RegistryDocume
             id: RegionId::parse(id).map_err(|e| corrupt("region", id, e))?,
             name: row.get(1),
             tariff_kzt_per_kwh: row.get(2),
+            timezone: row.get(3),
         });
     }
     for row in client
@@ -296,12 +297,17 @@ pub async fn import_document(
         let ids: Vec<&str> = regions.iter().map(|c| c.entry.id.as_str()).collect();
         let names: Vec<&str> = regions.iter().map(|c| c.entry.name.as_str()).collect();
         let tariffs: Vec<f64> = regions.iter().map(|c| c.entry.tariff_kzt_per_kwh).collect();
+        let zones: Vec<Option<&str>> = regions
+            .iter()
+            .map(|c| c.entry.timezone.as_deref())
+            .collect();
         tx.execute(
-            "INSERT INTO regions (id, name, tariff_kzt_per_kwh)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])
+            "INSERT INTO regions (id, name, tariff_kzt_per_kwh, timezone)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[])
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
-                 tariff_kzt_per_kwh = EXCLUDED.tariff_kzt_per_kwh, updated_at = now()",
-            &[&ids, &names, &tariffs],
+                 tariff_kzt_per_kwh = EXCLUDED.tariff_kzt_per_kwh,
+                 timezone = EXCLUDED.timezone, updated_at = now()",
+            &[&ids, &names, &tariffs, &zones],
         )
         .await?;
         for c in &regions {

@@ -20,6 +20,10 @@ pub struct RegionConfig {
     pub name: String,
     /// Tariff, KZT per kWh. Default 10.3 (9 billion KZT / 876 GWh in the East Kazakhstan case).
     pub tariff_kzt_per_kwh: f64,
+    /// IANA time zone of the region's local days (CONTRACT §1), e.g. `Asia/Almaty`. Default
+    /// none: the registry names no zone and the detector's days are UTC days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Prefix of node ids. Default `EK`.
     pub id_prefix: String,
     /// Substations (roots of the tree, each with a class 0.5S input meter). Default 2.
@@ -48,6 +52,7 @@ impl Default for RegionConfig {
             id: RegionId::parse("east-kz").expect("east-kz is a valid identifier"),
             name: "East Kazakhstan".to_string(),
             tariff_kzt_per_kwh: 10.3,
+            timezone: None,
             id_prefix: "EK".to_string(),
             substations: 2,
             feeders_per_substation: 4,
@@ -90,6 +95,11 @@ impl RegionConfig {
                 "tariff_kzt_per_kwh is {}, must be between 0 and 1000",
                 self.tariff_kzt_per_kwh
             ));
+        }
+        if let Some(zone) = &self.timezone {
+            if gridwatch_core::days::zone(zone).is_none() {
+                return fail(format!("timezone {zone:?} is not an IANA time zone"));
+            }
         }
         if !(1..=MAX_SUBSTATIONS).contains(&self.substations) {
             return fail(format!(

@@ -189,6 +189,7 @@ impl Grid {
             id: region.id.clone(),
             name: region.name.clone(),
             tariff_kzt_per_kwh: region.tariff_kzt_per_kwh,
+            timezone: region.timezone.clone(),
             roots,
         });
 

@@ -44,6 +44,7 @@ pub(crate) struct GridRegion {
     pub id: RegionId,
     pub name: String,
     pub tariff_kzt_per_kwh: f64,
+    pub timezone: Option<String>,
     /// Its substations (nodes without a parent).
     pub roots: Vec<usize>,
 }
@@ -188,6 +189,7 @@ impl Grid {
                 id: r.id.clone(),
                 name: r.name.clone(),
                 tariff_kzt_per_kwh: r.tariff_kzt_per_kwh,
+                timezone: r.timezone.clone(),
             })
             .collect();
         let nodes = self

@@ -182,7 +182,7 @@ async fn seed_anomaly(db: &TestDb) -> String {
     let mut client = db.client().await;
     let tx = client.transaction().await.expect("transaction");
     let anomaly = NewAnomaly {
-        kind: "diversion".into(),
+        kind: gridwatch::anomalies::store::Kind::Diversion,
         condition_key: "security-diversion".into(),
         region: Some("east-kz".into()),
         node: Some("EK-F-001".into()),

@@ -77,7 +77,7 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn anomaly(kind: &str, key: &str) -> NewAnomaly {
     NewAnomaly {
-        kind: kind.into(),
+        kind: gridwatch::anomalies::store::Kind::parse(kind).expect("a contract kind"),
         condition_key: key.into(),
         region: Some("east-kz".into()),
         node: Some("EK-F-001".into()),

@@ -5,6 +5,7 @@
 //! - [`topic`]: the MQTT topics gridwatch listens on, parsed into what they address.
 //! - [`reading`]: a meter reading and the parsers that turn a raw MQTT payload into typed
 //!   readings or typed rejections.
+//! - [`anomaly`]: the anomaly vocabulary (kinds, severities, statuses), defined once.
 //! - [`registry`]: the registry document (grid tree, meters, licences) and its validator.
 //! - [`days`]: a region's local days in its time zone (DST-safe).
 //! - [`rejection`]: why a payload could not be stored as a reading (the contract's reason codes).
@@ -13,6 +14,7 @@
 //!
 //! Adapters (PostgreSQL, MQTT, HTTP) live in the `gridwatch` crate and call into this one.
 
+pub mod anomaly;
 pub mod calculator;
 pub mod days;
 pub mod ids;

@@ -6,43 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use gridwatch_core::{LicenceId, MeterId, NodeId, RegionId};
 
-/// The anomaly kinds of CONTRACT.md section 4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A node's balance residual above its learned band.
-    Diversion,
-    /// A licensed farm's metered energy above what it bought.
-    QuotaOverrun,
-    /// Sustained power above a licence's registered machines.
-    CapacityExceeded,
-    /// Mining-like consumption on an ordinary connection.
-    UnlicensedMining,
-    /// A meter whose own readings show tampering.
-    MeterTamper,
-    /// A purchase above the regulation cap.
-    PurchaseOverCap,
-    /// A region's licensed mining above its share of input energy.
-    MiningShareExceeded,
-    /// Too few readings to balance a node.
-    DataGap,
-}
-
-impl Kind {
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Diversion => "diversion",
-            Kind::QuotaOverrun => "quota_overrun",
-            Kind::CapacityExceeded => "capacity_exceeded",
-            Kind::UnlicensedMining => "unlicensed_mining",
-            Kind::MeterTamper => "meter_tamper",
-            Kind::PurchaseOverCap => "purchase_over_cap",
-            Kind::MiningShareExceeded => "mining_share_exceeded",
-            Kind::DataGap => "data_gap",
-        }
-    }
-}
+pub use gridwatch_core::anomaly::{Kind, Severity};
 
 /// One condition found by an analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,35 +35,6 @@ pub struct Finding {
     pub suspects: Vec<String>,
     /// The data that proves it, for investigators (series, thresholds, comparisons).
     pub evidence: serde_json::Value,
-}
-
-/// Severity levels of CONTRACT.md section 4 (stored as text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth a look.
-    Info,
-    /// Small money at stake.
-    Low,
-    /// Worth a field visit.
-    Medium,
-    /// Large money at stake.
-    High,
-    /// Page someone now.
-    Critical,
-}
-
-impl Severity {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
 }
 
 /// Money thresholds (KZT) of the severity ladder; see [`severity`].

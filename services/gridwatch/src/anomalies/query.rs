@@ -16,31 +16,17 @@ use serde::Serialize;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
+use gridwatch_core::anomaly::{Kind, Severity, Status};
 use gridwatch_core::ids::check_identifier;
 
 /// The kinds of CONTRACT.md section 4.
-pub const KINDS: &[&str] = &[
-    "diversion",
-    "quota_overrun",
-    "capacity_exceeded",
-    "unlicensed_mining",
-    "meter_tamper",
-    "purchase_over_cap",
-    "mining_share_exceeded",
-    "data_gap",
-];
+pub const KINDS: &[&str] = Kind::NAMES;
 
 /// The statuses, in life-cycle order.
-pub const STATUSES: &[&str] = &[
-    "open",
-    "investigating",
-    "confirmed",
-    "dismissed",
-    "withdrawn",
-];
+pub const STATUSES: &[&str] = Status::NAMES;
 
 /// The severities, least first.
-pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
+pub const SEVERITIES: &[&str] = Severity::NAMES;
 
 /// The query parameters a list understands.
 pub const PARAMETERS: &[&str] = &[

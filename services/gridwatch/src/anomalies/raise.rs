@@ -42,7 +42,7 @@ pub async fn raise(
              LIMIT 1
              FOR UPDATE",
             &[
-                &condition.kind,
+                &condition.kind.as_str(),
                 &condition.region,
                 &condition.node,
                 &condition.meter,

@@ -2,45 +2,17 @@
 //! hash-chained history (`gridwatch_record_history`), so that no anomaly exists without it.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio_postgres::Transaction;
 
 use super::id::new_anomaly_id;
 
-/// How much an anomaly matters, from `info` to `critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth knowing, not worth a visit.
-    Info,
-    /// Small.
-    Low,
-    /// Worth an investigation.
-    Medium,
-    /// Large.
-    High,
-    /// Act now (pages the on-call staff).
-    Critical,
-}
-
-impl Severity {
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use gridwatch_core::anomaly::{Kind, Severity};
 
 /// An anomaly to create. Identifiers are the contract's text ids.
 #[derive(Debug, Clone)]
 pub struct NewAnomaly {
-    /// `diversion`, `purchase_over_cap`, ... (CONTRACT.md section 4).
-    pub kind: String,
+    /// What it is about (CONTRACT.md section 4).
+    pub kind: Kind,
     /// The condition's stable name (kind, subject, start): raising it again finds this anomaly
     /// instead of creating another.
     pub condition_key: String,
@@ -116,7 +88,7 @@ pub async fn create(
             &[
                 &id,
                 &anomaly.condition_key,
-                &anomaly.kind,
+                &anomaly.kind.as_str(),
                 &anomaly.region,
                 &anomaly.node,
                 &anomaly.meter,

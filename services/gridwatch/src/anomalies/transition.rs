@@ -16,8 +16,6 @@
 //! (dismissal) or a decision is undone (back to `open`): those are the moves an insider would
 //! use to make a flag vanish, so the history must say why.
 
-use std::fmt;
-
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -26,55 +24,7 @@ use super::store::ANOMALY_JSON;
 /// Longest note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 2000;
 
-/// Where an anomaly stands in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Raised, nobody works on it yet.
-    Open,
-    /// Someone owns it.
-    Investigating,
-    /// The theft (or breach) was confirmed, in the field or on the documents.
-    Confirmed,
-    /// Not a theft: a meter fault, a missing registry entry, a planned outage...
-    Dismissed,
-    /// Set by the detector alone: readings that arrived later show the condition never held.
-    /// Not open; no transition of the table leads to or from it (the detector opens it again
-    /// if the condition is found after all).
-    Withdrawn,
-}
-
-impl Status {
-    /// Every status, in life-cycle order.
-    pub const ALL: [Status; 5] = [
-        Status::Open,
-        Status::Investigating,
-        Status::Confirmed,
-        Status::Dismissed,
-        Status::Withdrawn,
-    ];
-
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Investigating => "investigating",
-            Status::Confirmed => "confirmed",
-            Status::Dismissed => "dismissed",
-            Status::Withdrawn => "withdrawn",
-        }
-    }
-
-    /// Parses the contract's spelling.
-    pub fn parse(text: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use gridwatch_core::anomaly::Status;
 
 /// Whether a transition needs a note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

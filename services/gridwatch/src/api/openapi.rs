@@ -251,7 +251,7 @@ fn anomaly_schemas() -> Value {
     let nullable = json!({"type": "string", "nullable": true});
     let point = json!({"type": "object", "required": ["t", "value"], "properties": {"t": time, "value": {"type": "number", "nullable": true}}});
     let anomaly = json!({"type": "object", "required": ["id", "kind", "region", "node", "meter", "licence", "started_at", "ended_at", "detected_at", "energy_wh", "loss_kzt", "score", "severity", "status", "suspects", "evidence"], "properties": {
-        "id": {"type": "string"}, "kind": {"type": "string", "description": "diversion, quota_overrun, capacity_exceeded, unlicensed_mining, meter_tamper, purchase_over_cap, mining_share_exceeded, data_gap; more may be added."},
+        "id": {"type": "string"}, "kind": {"type": "string", "description": "diversion, quota_overrun, capacity_exceeded, unlicensed_mining, meter_tamper, purchase_over_cap, mining_share_exceeded, data_gap, topology_change; more may be added."},
         "region": nullable, "node": nullable, "meter": nullable, "licence": nullable,
         "started_at": time, "ended_at": nullable_time, "detected_at": time,
         "energy_wh": {"type": "integer"}, "loss_kzt": {"type": "number"}, "score": {"type": "number"},
@@ -264,8 +264,8 @@ fn anomaly_schemas() -> Value {
         "updated_at": time}});
     // `withdrawn` is the detector's: an auditor's transition cannot ask for it.
     let auditor_statuses: Vec<&str> = crate::anomalies::transition::Status::ALL
-        .into_iter()
-        .filter(|s| *s != crate::anomalies::transition::Status::Withdrawn)
+        .iter()
+        .filter(|s| **s != crate::anomalies::transition::Status::Withdrawn)
         .map(|s| s.as_str())
         .collect();
     let history = json!({"type": "object", "required": ["seq", "at", "actor", "action", "from", "to", "note", "hash"], "properties": {

@@ -732,7 +732,7 @@ async fn raise_finding(
     let thresholds = gridwatch_detect::finding::SeverityThresholds::default();
     let level = severity(finding.kind, loss_kzt, 0.0, &thresholds);
     let condition = NewAnomaly {
-        kind: finding.kind.as_str().into(),
+        kind: finding.kind,
         condition_key: format!(
             "{}:{subject}:{}",
             finding.kind.as_str(),

@@ -201,7 +201,7 @@ pub async fn raise_diversion(
         super::analyses::JUDGED_UNTIL: rfc3339(flagged_at.or(last_end).unwrap_or(until)),
     });
     let condition = NewAnomaly {
-        kind: Kind::Diversion.as_str().into(),
+        kind: Kind::Diversion,
         condition_key: format!("diversion:{node_id}:{}", rfc3339(start)),
         region: Some(region.id.clone()),
         node: Some(node_id),
@@ -275,7 +275,7 @@ pub async fn raise_gap(
     };
     let node_id = ctx.grid.topology.nodes[node].id.to_string();
     let condition = NewAnomaly {
-        kind: Kind::DataGap.as_str().into(),
+        kind: Kind::DataGap,
         condition_key: format!("data_gap:{node_id}:{}", rfc3339(start)),
         region: Some(region.id.clone()),
         node: Some(node_id.clone()),

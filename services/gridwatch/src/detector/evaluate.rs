@@ -76,7 +76,7 @@ impl Context<'_> {
         if raised.new {
             if let Ok(mut created) = self.raised.lock() {
                 created.push([
-                    condition.kind.clone(),
+                    condition.kind.as_str().to_owned(),
                     condition.region.clone().unwrap_or_default(),
                     condition.severity.as_str().to_owned(),
                 ]);

@@ -400,7 +400,7 @@ async fn raise_over_cap(
     };
     let over_wh = request.energy_wh - cap.purchase_cap_wh;
     let anomaly = NewAnomaly {
-        kind: "purchase_over_cap".into(),
+        kind: crate::anomalies::store::Kind::PurchaseOverCap,
         condition_key: format!("purchase_over_cap:{}", request.id),
         region,
         node,

@@ -14,6 +14,7 @@
 //! series and a note, never an error.
 
 use chrono::{DateTime, Duration, Utc};
+use gridwatch_core::anomaly::Kind;
 use tokio_postgres::GenericClient;
 
 use gridwatch_detect::diversion::DiversionParams;
@@ -66,20 +67,29 @@ pub async fn load(
     anomaly: &Anomaly,
     tz: &str,
 ) -> Result<Evidence, tokio_postgres::Error> {
-    match anomaly.kind.as_str() {
-        "diversion" | "data_gap" => node_balance(client, anomaly, tz).await,
-        "unlicensed_mining" | "meter_tamper" => meter_profile(client, anomaly, tz).await,
-        "quota_overrun" | "capacity_exceeded" | "purchase_over_cap" => {
-            farm(client, anomaly, tz).await
-        }
-        _ => Ok(base(
+    let generic = || {
+        Ok(base(
             anomaly,
             tz,
             format!("{} anomaly", anomaly.kind.replace('_', " ")),
             "gridwatch draws no chart for this kind of anomaly yet: the figures the detector \
              used are in the anomaly's recorded evidence."
                 .into(),
-        )),
+        ))
+    };
+    // Every kind is placed here: the compiler asks where a new one is drawn.
+    let Some(kind) = Kind::parse(&anomaly.kind) else {
+        return generic();
+    };
+    match kind {
+        Kind::Diversion | Kind::DataGap | Kind::TopologyChange => {
+            node_balance(client, anomaly, tz).await
+        }
+        Kind::UnlicensedMining | Kind::MeterTamper => meter_profile(client, anomaly, tz).await,
+        Kind::QuotaOverrun | Kind::CapacityExceeded | Kind::PurchaseOverCap => {
+            farm(client, anomaly, tz).await
+        }
+        Kind::MiningShareExceeded => generic(),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`balance`]: a node's input minus what it feeds, per window.
 //! - [`loss`]: the residual a node shows when nothing is stolen, learned from its history.
 //! - [`diversion`]: the per-window and cumulative tests, and the life of a case.
+//! - [`shift`]: topology changes, an equal and opposite shift at two nodes and the meters that
+//!   moved.
 //! - [`suspects`]: the meters whose reported consumption fell when a residual rose.
 //! - [`energy`]: per-meter energy per window from cumulative registers (interpolation across
 //!   missed readings, registers running backwards).
@@ -34,6 +36,7 @@ pub mod mining;
 pub mod profile;
 pub mod quota;
 pub mod share;
+pub mod shift;
 pub mod spans;
 pub mod stats;
 pub mod suspects;

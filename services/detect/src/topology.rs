@@ -140,6 +140,26 @@ impl Topology {
         Some(BalanceTerms { input, fed })
     }
 
+    /// The tree with consumer meters fed from other nodes than the registry says: each
+    /// `(meter, node)` puts the meter on the node. Balance terms of the result count each moved
+    /// meter where it is fed now.
+    pub fn with_moves(&self, moves: &[(usize, usize)]) -> Topology {
+        let mut t = self.clone();
+        for &(meter, node) in moves {
+            if meter >= t.meters.len() || node >= t.nodes.len() {
+                continue;
+            }
+            let from = t.meters[meter].node;
+            if from == node || t.meters[meter].role != MeterRole::Consumer {
+                continue;
+            }
+            t.nodes[from].consumers.retain(|&m| m != meter);
+            t.nodes[node].consumers.push(meter);
+            t.meters[meter].node = node;
+        }
+        t
+    }
+
     /// Nodes of `region` with an input meter, parents before children.
     pub fn balanced_nodes(&self, region: &str) -> Vec<usize> {
         let mut out: Vec<usize> = (0..self.nodes.len())
@@ -209,5 +229,17 @@ mod tests {
         assert!(t.balance_terms(t.node("F2").expect("F2")).is_none());
         assert_eq!(t.balanced_nodes("r").len(), 2);
         assert_eq!(t.balanced_nodes("r")[0], s);
+
+        // C moves from T (under F2, no input meter) to F1: S still feeds it, F1 now does.
+        let moved = t.with_moves(&[(t.meter("C").expect("C"), t.node("F1").expect("F1"))]);
+        let f1 = moved
+            .balance_terms(moved.node("F1").expect("F1"))
+            .expect("F1 balanced");
+        assert_eq!(f1.fed.len(), 2);
+        assert_eq!(
+            moved.balance_terms(s).expect("S").fed.len(),
+            terms.fed.len() - 1,
+            "C is inside F1 now, which S sees through F1's input meter"
+        );
     }
 }

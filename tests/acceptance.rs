@@ -174,6 +174,66 @@ async fn a_small_persistent_diversion_is_flagged_within_a_day() {
     assert!(others.is_empty(), "false cases elsewhere: {others:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn households_moved_to_a_neighbouring_feeder_are_a_topology_change_not_a_theft() {
+    let config = with(
+        grid(600, 5, 23),
+        serde_json::json!({"name": "topology-change", "consumers": 10, "onset_hours": 50}),
+    );
+    let outcome = run(config, LIMIT).await;
+    let injection = outcome
+        .truth
+        .injected
+        .iter()
+        .find(|i| i.kind == InjectionKind::TopologyChange)
+        .expect("injected");
+    let text = |key: &str| injection.details[key].as_str().map(str::to_string);
+    let (rises, falls) = (text("residual_rises_at"), text("residual_falls_at"));
+    let moved: Vec<String> = injection.details["meters"]
+        .as_array()
+        .expect("the moved meters")
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_string))
+        .collect();
+    let changes = outcome.of_kind("topology_change");
+    assert_eq!(changes.len(), 1, "one change: {changes:#?}");
+    let change = changes[0];
+    assert_eq!(change.node, rises, "the node whose balance gained");
+    let from_node: Option<String> = outcome
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT evidence->>'from_node' FROM anomalies WHERE id = $1",
+            &[&change.id],
+        )
+        .await
+        .expect("the change")
+        .get(0);
+    assert_eq!(from_node, falls, "the node that lost");
+    let named = change.suspects.iter().filter(|s| moved.contains(s)).count();
+    assert!(
+        named * 10 >= moved.len() * 8 && change.suspects.len() <= moved.len() + 2,
+        "named {named} of the {} moved meters: {:?} vs {moved:?}",
+        moved.len(),
+        change.suspects
+    );
+    let delay = change.started_at - injection.started_at;
+    assert!(
+        delay.num_minutes().abs() <= 30,
+        "started {delay} after the move"
+    );
+    let diversions: Vec<_> = outcome
+        .of_kind("diversion")
+        .into_iter()
+        .filter(|a| a.node == rises || a.node == falls)
+        .collect();
+    assert!(
+        diversions.is_empty(),
+        "no diversion on either node: {diversions:#?}"
+    );
+}
+
 /// The injected diversion and the one open case on its node (asserted).
 fn one_open_case_on_the_diverted_node(
     outcome: &support::scenario::Outcome,

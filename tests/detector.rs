@@ -523,3 +523,117 @@ async fn a_region_in_another_time_zone_is_analysed_by_its_local_days() {
         );
     }
 }
+
+/// A uniform number in [0, 1) from two integers (splitmix64): independent per home and window.
+fn uniform(a: u64, b: u64) -> f64 {
+    let mut z = (a << 32 ^ b).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Registers as [`registers`], with F2's households `moved` fed from F1 from window `onset` on
+/// (the registry still puts them on F2) and `theft(w)` Wh taken below F1 in window w.
+fn registers_with_moved(
+    to: usize,
+    moved: &[usize],
+    onset: usize,
+    theft: impl Fn(usize) -> f64,
+) -> Vec<(String, DateTime<Utc>, i64)> {
+    let mut rows = Vec::new();
+    let mut totals: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for w in 0..to {
+        let mut feeder_in = [0.0f64; 2];
+        for (f, feeder) in ["F1", "F2"].iter().enumerate() {
+            for h in 0..HOUSEHOLDS {
+                // Each home's own ups and downs (a kettle, a washing machine), as a real one has.
+                let e = household_wh(h + 20 * f, w) + 60.0 * uniform((h + 20 * f) as u64, w as u64);
+                *totals.entry(format!("{feeder}-M{h:03}")).or_default() += e;
+                let fed_by = if f == 1 && w >= onset && moved.contains(&h) {
+                    0
+                } else {
+                    f
+                };
+                feeder_in[fed_by] += e;
+            }
+        }
+        for load in &mut feeder_in {
+            *load += 100.0 + 0.03 * *load;
+        }
+        feeder_in[0] += theft(w);
+        *totals.entry("F1-IN".into()).or_default() += feeder_in[0];
+        *totals.entry("F2-IN".into()).or_default() += feeder_in[1];
+        *totals.entry("S-IN".into()).or_default() += 1.01 * (feeder_in[0] + feeder_in[1]) + 50.0;
+        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+        for (id, total) in &totals {
+            rows.push((id.clone(), ts, total.round() as i64));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn households_moved_to_the_next_feeder_are_one_topology_change_and_theft_is_still_seen() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    // Five of F2's homes are switched onto F1 at noon of the third day; the registry is not
+    // told. On the fifth day 20 kWh per window (80 kW) is taken below F1 for four hours.
+    let moved = [2usize, 5, 9, 13, 17];
+    let onset = 2 * 96 + 48;
+    let theft_at = 4 * 96 + 72;
+    let theft = |w: usize| {
+        if (theft_at..theft_at + 16).contains(&w) {
+            20_000.0
+        } else {
+            0.0
+        }
+    };
+    store(&db, &registers_with_moved(6 * 96, &moved, onset, theft)).await;
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let client = db.client().await;
+    let changes = client
+        .query(
+            "SELECT node, evidence->>'from_node', suspects, started_at, status FROM anomalies
+             WHERE kind = 'topology_change'",
+            &[],
+        )
+        .await
+        .expect("anomalies");
+    assert_eq!(changes.len(), 1, "one change: {changes:?}");
+    let change = &changes[0];
+    assert_eq!(
+        change.get::<_, &str>(0),
+        "F1",
+        "the node whose balance gained"
+    );
+    assert_eq!(change.get::<_, &str>(1), "F2", "the node that lost");
+    let mut suspects: Vec<String> = change.get(2);
+    suspects.sort();
+    let expected: Vec<String> = moved.iter().map(|h| format!("F2-M{h:03}")).collect();
+    assert_eq!(suspects, expected, "the meters that moved");
+    let started: DateTime<Utc> = change.get(3);
+    assert_eq!(started, t0() + Duration::minutes(15 * onset as i64));
+    assert_eq!(change.get::<_, &str>(4), "open");
+
+    let diversions = client
+        .query(
+            "SELECT node, started_at, ended_at, energy_wh, status FROM anomalies
+             WHERE kind = 'diversion' AND status <> 'withdrawn'",
+            &[],
+        )
+        .await
+        .expect("diversions");
+    assert_eq!(diversions.len(), 1, "only the theft: {diversions:?}");
+    let theft_row = &diversions[0];
+    assert_eq!(theft_row.get::<_, &str>(0), "F1");
+    let started: DateTime<Utc> = theft_row.get(1);
+    assert_eq!(started, t0() + Duration::minutes(15 * theft_at as i64));
+    let energy: i64 = theft_row.get(3);
+    let truth = 16.0 * 20_000.0;
+    assert!(
+        (energy as f64 - truth).abs() / truth < 0.05,
+        "energy {energy} vs {truth}"
+    );
+}

@@ -13,9 +13,12 @@
 //! 2. [`explain`]: `y(t) = (excess_A(t) - excess_B(t)) / 2` (both nodes' views of `M(t)`,
 //!    their loss noise halved) is matched by a greedy forward selection over B's consumer
 //!    meters, each entering with coefficient 1 (a moved meter's whole energy moves): at each
-//!    step the meter whose energy most reduces the residual sum of squares is added, until no
-//!    meter reduces it. Accepted when the selected meters explain most of `y` both in level
-//!    and in its variation from window to window; otherwise the rise stays a diversion.
+//!    step the meter that lowers the residual sum of squares and whose variation follows the
+//!    residual's best is added, until none lowers it: this settles how many moved. Homes alike
+//!    are interchangeable by level, so the chosen meters are then swapped for unchosen ones
+//!    while that lowers the sum of squares of the residual's changes from window to window: a
+//!    meter's own ups and downs say whether it moved. Accepted when the selected meters explain
+//!    most of `y` both in level and in its variation; otherwise the rise stays a diversion.
 //!
 //! The service then counts the moved meters on A from the shift's first window, so that the rest
 //! of A's residual is still checked for theft.
@@ -26,8 +29,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShiftParams {
-    /// Windows of the rise needed before a shift is looked for (default 16: four hours of
-    /// 15-minute windows, enough for households' variation to tell them apart).
+    /// Windows of the rise read before the moved meters are named (default 48: twelve hours of
+    /// 15-minute windows, enough for households' own variation to tell them apart). A rise
+    /// another node mirrors waits this long before it is raised as a diversion.
     pub min_windows: usize,
     /// Windows read, at most, from the rise's start (default 192: two days).
     pub max_windows: usize,
@@ -51,7 +55,7 @@ pub struct ShiftParams {
 impl Default for ShiftParams {
     fn default() -> Self {
         ShiftParams {
-            min_windows: 16,
+            min_windows: 48,
             max_windows: 192,
             min_ratio: 0.5,
             max_ratio: 1.5,
@@ -113,18 +117,21 @@ pub struct Shift {
 }
 
 /// The candidates (each meter's energy per window, `None` where unknown, counted as 0) whose
-/// sum explains `(gain - loss) / 2`; `None` when no set explains it well enough.
+/// sum explains `(gain - loss) / 2 / scale`; `None` when no set explains it well enough.
+/// `scale` is 1 plus the nodes' marginal loss: the receiving node's input carries the moved
+/// load's losses too, and the losing node's model expects losses on load it no longer carries.
 pub fn explain(
     gain: &[f64],
     loss: &[f64],
     candidates: &[Vec<Option<f64>>],
+    scale: f64,
     p: &ShiftParams,
 ) -> Option<Shift> {
     let n = gain.len().min(loss.len());
-    if n < p.min_windows {
+    if n < p.min_windows || !(scale.is_finite() && scale > 0.0) {
         return None;
     }
-    let y: Vec<f64> = (0..n).map(|t| 0.5 * (gain[t] - loss[t])).collect();
+    let y: Vec<f64> = (0..n).map(|t| 0.5 * (gain[t] - loss[t]) / scale).collect();
     let energy = |c: &Vec<Option<f64>>, t: usize| c.get(t).copied().flatten().unwrap_or(0.0);
     let mut residual = y.clone();
     let mut chosen: Vec<usize> = Vec::new();
@@ -155,6 +162,57 @@ pub fn explain(
     }
     if chosen.is_empty() {
         return None;
+    }
+    // The greedy pass settles how many meters moved, but by level homes alike are
+    // interchangeable, and a few percent of loss on the moved load tips the choice to larger
+    // or smaller ones. Which meters they are is in their own ups and downs: swap a chosen meter
+    // for an unchosen one while that lowers the sum of squares of the residual's changes from
+    // window to window (bounded passes).
+    let delta = |v: &[f64]| -> Vec<f64> { v.windows(2).map(|w| w[1] - w[0]).collect() };
+    let changes: Vec<Vec<f64>> = candidates
+        .iter()
+        .map(|c| delta(&(0..n).map(|t| energy(c, t)).collect::<Vec<_>>()))
+        .collect();
+    let mut residual_change = delta(&y);
+    for &j in &chosen {
+        for (r, d) in residual_change.iter_mut().zip(&changes[j]) {
+            *r -= d;
+        }
+    }
+    for _ in 0..p.max_meters.min(50) {
+        let mut best: Option<(usize, usize, f64)> = None;
+        for (slot, &j) in chosen.iter().enumerate() {
+            for (k, dk) in changes.iter().enumerate() {
+                if used[k] {
+                    continue;
+                }
+                let change: f64 = residual_change
+                    .iter()
+                    .zip(&changes[j])
+                    .zip(dk)
+                    .map(|((r, dj), dk)| {
+                        let after = r + dj - dk;
+                        after * after - r * r
+                    })
+                    .sum();
+                if change < best.map_or(0.0, |b| b.2) {
+                    best = Some((slot, k, change));
+                }
+            }
+        }
+        let Some((slot, k, _)) = best else {
+            break;
+        };
+        let j = chosen[slot];
+        for ((r, dj), dk) in residual_change.iter_mut().zip(&changes[j]).zip(&changes[k]) {
+            *r += dj - dk;
+        }
+        for (t, r) in residual.iter_mut().enumerate() {
+            *r += energy(&candidates[j], t) - energy(&candidates[k], t);
+        }
+        used[j] = false;
+        used[k] = true;
+        chosen[slot] = k;
     }
     let ss = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
     let centred = |v: &[f64]| {
@@ -246,7 +304,7 @@ mod tests {
         let p = ShiftParams::default();
         let mirror = opposite(&gain, &loss, &[noise(3, 0), noise(3, 1)], &p).expect("mirrored");
         assert!((0.9..1.1).contains(&mirror.ratio), "{mirror:?}");
-        let shift = explain(&gain, &loss, &candidates, &p).expect("explained");
+        let shift = explain(&gain, &loss, &candidates, 1.0, &p).expect("explained");
         let mut named = shift.meters.clone();
         named.sort_unstable();
         assert_eq!(named, moved, "{shift:?}");
@@ -270,7 +328,7 @@ mod tests {
         let gain: Vec<f64> = (0..windows).map(|t| 500.0 + noise(1, t)).collect();
         let loss: Vec<f64> = (0..windows).map(|t| -500.0 + noise(2, t)).collect();
         assert_eq!(
-            explain(&gain, &loss, &candidates, &ShiftParams::default()),
+            explain(&gain, &loss, &candidates, 1.0, &ShiftParams::default()),
             None
         );
     }

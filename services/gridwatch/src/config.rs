@@ -88,6 +88,8 @@ pub struct DetectorConfig {
     pub diversion: gridwatch_detect::diversion::DiversionParams,
     /// Suspect ranking.
     pub suspects: gridwatch_detect::suspects::SuspectParams,
+    /// Topology changes: an equal and opposite shift at two nodes and the meters that moved.
+    pub topology: gridwatch_detect::shift::ShiftParams,
     /// Severity ladder.
     pub severity: gridwatch_detect::finding::SeverityThresholds,
     /// Unlicensed mining on household and commercial connections.
@@ -119,6 +121,7 @@ impl Default for DetectorConfig {
             loss: Default::default(),
             diversion: Default::default(),
             suspects: Default::default(),
+            topology: Default::default(),
             severity: Default::default(),
             mining: Default::default(),
             tamper: Default::default(),

@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "region_timezone",
         sql: include_str!("../../../../migrations/0011_region_timezone.sql"),
     },
+    Migration {
+        version: 12,
+        name: "topology_moves",
+        sql: include_str!("../../../../migrations/0012_topology_moves.sql"),
+    },
 ];
 
 /// Arbitrary constant naming gridwatch's migration lock.

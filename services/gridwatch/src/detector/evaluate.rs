@@ -14,6 +14,7 @@ use gridwatch_detect::window::{Window, WindowSpec};
 
 use super::cases::{raise_diversion, raise_gap, withdraw_unraised, CaseEvent};
 use super::grid::{Grid, RegionInfo};
+use super::moves::Lookup;
 use super::readings;
 use super::series::MeterSeries;
 use crate::config::DetectorConfig;
@@ -162,8 +163,16 @@ pub async fn evaluate(
             }
         }
     }
+    // Consumers found fed from another node count there from the change on.
+    let moves = super::moves::load(tx, ctx, region).await?;
+    let moved_terms = super::moves::terms_by_since(ctx, region, &moves);
     let mut events: Vec<CaseEvent> = Vec::new();
     for (i, w) in windows.iter().enumerate() {
+        let balanced = moved_terms
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= w.start)
+            .map_or(&region.balanced, |(_, terms)| terms);
         let day = w.start.date_naive();
         ensure_day_models(tx, ctx, region, rs, day).await?;
         let Some(DayModels {
@@ -184,7 +193,7 @@ pub async fn evaluate(
         let class_means = class_means(grid, region, &energies, i);
         let slot = gridwatch_detect::loss::slot_of(w.start);
         let mut rows = Rows::default();
-        for (node, terms) in &region.balanced {
+        for (node, terms) in balanced {
             let nk = grid.node_keys[*node];
             let b = balance(
                 terms,
@@ -311,16 +320,37 @@ pub async fn evaluate(
     tracing::debug!(region = %region.id, ms = started.elapsed().as_millis() as u64, "Evaluated the windows.");
     let last_end = windows.last().map(|w| w.end);
     let mut raised = Vec::new();
+    let first_start = windows.first().map(|w| w.start);
     for event in &events {
         let id = match event {
             CaseEvent::Ended { .. } | CaseEvent::Open { .. } => {
-                raise_diversion(tx, ctx, region, rs, event, last_end).await?
+                let (node, start, until, open) = match event {
+                    CaseEvent::Open { node, case } => {
+                        (*node, case.start, last_end.unwrap_or(case.start), true)
+                    }
+                    CaseEvent::Ended { node, case } => (*node, case.start, case.end, false),
+                    _ => continue,
+                };
+                let due = first_start
+                    .is_some_and(|from| super::moves::checkpoint(ctx, start, from, until) || !open);
+                match super::moves::look_for(tx, ctx, region, rs, node, start, until, due, open)
+                    .await?
+                {
+                    Lookup::Moved(id) => id,
+                    Lookup::Wait => continue,
+                    Lookup::Diversion => {
+                        raise_diversion(tx, ctx, region, rs, event, last_end).await?
+                    }
+                }
             }
             CaseEvent::GapEnded { .. } | CaseEvent::GapOpen { .. } => {
                 raise_gap(tx, ctx, region, event).await?
             }
         };
         raised.push(id);
+    }
+    if let Some(until) = last_end {
+        raised.extend(super::moves::raise_applied(tx, &moves, until).await?);
     }
     if let Some(first) = windows.first() {
         withdraw_unraised(tx, region, first.start, &raised).await?;

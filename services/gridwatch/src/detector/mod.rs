@@ -17,6 +17,7 @@ pub mod cases;
 pub mod evaluate;
 pub mod grid;
 pub mod models;
+pub mod moves;
 pub mod readings;
 pub mod series;
 pub mod sources;
@@ -273,6 +274,14 @@ impl Detector {
                     let late = spec.containing(*earliest).start - spec.length();
                     from = from.min(late.max(until - horizon));
                 }
+            }
+            // A topology change found in the last cycle: its windows are judged again with the
+            // moved meters where they are fed, whatever the horizon for late readings.
+            if let (Some(until), Some(since)) = (
+                state.evaluated_until,
+                moves::rejudge_from(&tx, region.key).await?,
+            ) {
+                from = from.min(spec.containing(since).start.min(until));
             }
             let mut windows: Vec<Window> = spec.between(from, watermark);
             let limit = self.config.detector.max_windows_per_cycle

@@ -140,7 +140,17 @@ async fn node_balance(
         .await?
         .map_or_else(|| "node".into(), |row| row.get(0));
     let what = format!("{node_kind} {node}");
-    let (title, explanation) = if gap {
+    let (title, explanation) = if anomaly.kind == Kind::TopologyChange.as_str() {
+        let from = anomaly.evidence["from_node"]
+            .as_str()
+            .unwrap_or("another node");
+        (
+            format!("Consumers registered on {from} are fed from {what}"),
+            format!(
+                "From the start of the shaded period the {node_kind} received energy that none of                  the meters registered on it accounted for, while {from} delivered less than its                  registered meters reported, by the same amount window by window. The named                  meters' consumption explains the shift: they are connected to {node} now. This                  is not a theft; once it is confirmed, the registry should put them on {node}.                  The charts count them where they are fed, so what remains is checked for theft                  as usual."
+            ),
+        )
+    } else if gap {
         (
             format!("Too little of {what} could be read to check it for theft"),
             format!(

@@ -637,3 +637,29 @@ async fn households_moved_to_the_next_feeder_are_one_topology_change_and_theft_i
         "energy {energy} vs {truth}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_every_window_is_flagged_is_reported_still_on_priors_after_two_days() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    // F1 loses 6 kWh a window, more than it delivers, from the first reading: none of its
+    // windows is clean, so its loss model never leaves the prior. F2 learns as usual.
+    store(&db, &registers(0, 3 * 96, |_| 6_000.0)).await;
+    let metrics = Arc::new(Metrics::new());
+    let mut detector = detector_with(&db, metrics.clone());
+    run_detector(&mut detector, &db).await;
+    let on_priors = metrics
+        .detector
+        .nodes_on_priors
+        .with_label_values(&["r1"])
+        .get();
+    assert_eq!(on_priors, 1, "F1 only");
+    let learned = db
+        .count(
+            "SELECT count(*) FROM detector_node_windows w JOIN nodes n USING (node_key)
+             WHERE n.id = 'F2' AND w.model_learned
+               AND w.window_start >= '2026-10-03T23:00:00Z'",
+        )
+        .await;
+    assert!(learned > 0, "F2 learned its own model");
+}

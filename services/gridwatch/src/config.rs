@@ -82,6 +82,10 @@ pub struct DetectorConfig {
     /// anomalies stay as they were. Loss models learn only from windows older than this, which
     /// no late reading changes.
     pub reevaluation_horizon_hours: i64,
+    /// A balanced node evaluated this long whose loss model is still the prior counts in
+    /// `gridwatch_detector_nodes_on_priors` (hours, default 48): its training starves (every
+    /// window flagged, or too few clean ones), so it is judged on the generic band only.
+    pub on_priors_after_hours: i64,
     /// The loss model.
     pub loss: gridwatch_detect::loss::LossParams,
     /// The diversion tests.
@@ -118,6 +122,7 @@ impl Default for DetectorConfig {
             history_days: 7,
             max_windows_per_cycle: 192,
             reevaluation_horizon_hours: 24,
+            on_priors_after_hours: 48,
             loss: Default::default(),
             diversion: Default::default(),
             suspects: Default::default(),

@@ -231,6 +231,9 @@ pub struct DetectorMetrics {
     pub analysed_until: IntGaugeVec,
     /// `gridwatch_detector_windows_evaluated_total{region}`.
     pub windows_evaluated: IntCounterVec,
+    /// `gridwatch_detector_nodes_on_priors{region}`: balanced nodes evaluated for longer than
+    /// `detector.on_priors_after_hours` whose loss model is still the prior.
+    pub nodes_on_priors: IntGaugeVec,
     /// `gridwatch_detector_evaluation_duration_seconds`: one cycle's evaluation of a region.
     pub evaluation_duration: Histogram,
     /// `gridwatch_detector_errors_total{kind}`.
@@ -302,6 +305,12 @@ impl DetectorMetrics {
                 r,
                 "gridwatch_detector_analysed_until_timestamp_seconds",
                 "Event time up to which every daily analysis is done, Unix seconds.",
+                &["region"],
+            ),
+            nodes_on_priors: gauge_vec(
+                r,
+                "gridwatch_detector_nodes_on_priors",
+                "Balanced nodes evaluated for longer than detector.on_priors_after_hours whose loss model is still the prior.",
                 &["region"],
             ),
             windows_evaluated: counter_vec(

@@ -32,6 +32,11 @@ pub struct RegionState {
     pub series: MeterSeries,
     /// Energy unaccounted at the region's roots in the last window, Wh.
     pub unaccounted_wh: f64,
+    /// Start of the first window evaluated in the region (`None`: read it).
+    pub evaluated_from: Option<DateTime<Utc>>,
+    /// Balanced nodes (ids) evaluated for longer than `on_priors_after_hours` and still judged
+    /// on the prior loss model in the last window.
+    pub on_priors: Vec<String>,
     /// The loss models and meter variabilities of the day being evaluated, kept between
     /// cycles (`None`: load or fit them).
     pub day_models: Option<DayModels>,
@@ -150,6 +155,16 @@ pub async fn evaluate(
     }
 
     let node_keys = &region.balanced_keys;
+    if rs.evaluated_from.is_none() {
+        rs.evaluated_from = tx
+            .query_one(
+                "SELECT min(window_start) FROM detector_node_windows WHERE node_key = ANY($1)",
+                &[node_keys],
+            )
+            .await?
+            .get::<_, Option<DateTime<Utc>>>(0)
+            .or(windows.first().map(|w| w.start));
+    }
     if let (Some(first), Some(until)) = (windows.first(), rs.evaluated_until) {
         if first.start < until {
             super::models::forget_after(tx, node_keys, first.start).await?;
@@ -286,8 +301,22 @@ pub async fn evaluate(
             );
         }
         rows.write(tx).await?;
-        // Unaccounted energy at the region's roots, for the operators' dashboard.
+        // Unaccounted energy at the region's roots, for the operators' dashboard; nodes whose
+        // training starves, for the operators' alert.
         if i + 1 == windows.len() {
+            let young = rs
+                .evaluated_from
+                .is_none_or(|f| w.start - f < Duration::hours(ctx.cfg.on_priors_after_hours));
+            rs.on_priors = if young {
+                Vec::new()
+            } else {
+                balanced
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| rows.learned_of(grid.node_keys[*n]) == Some(false))
+                    .map(|n| grid.topology.nodes[n].id.to_string())
+                    .collect()
+            };
             rs.unaccounted_wh = region
                 .roots
                 .iter()
@@ -474,6 +503,11 @@ impl Rows {
         self.learned.push(model_learned);
         self.state
             .push(serde_json::to_value(state).unwrap_or_default());
+    }
+
+    fn learned_of(&self, node: i32) -> Option<bool> {
+        let i = self.node.iter().position(|n| *n == node)?;
+        Some(self.learned[i])
     }
 
     fn excess_of(&self, node: i32) -> Option<f64> {

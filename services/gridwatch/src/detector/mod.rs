@@ -228,6 +228,8 @@ impl Detector {
                         spec.per_day() as usize,
                     ),
                     unaccounted_wh: 0.0,
+                    evaluated_from: None,
+                    on_priors: Vec::new(),
                     day_models: None,
                 });
             state.evaluated_until = stored_until;
@@ -373,6 +375,17 @@ impl Detector {
             m.region_unaccounted
                 .with_label_values(&[&region.id])
                 .set(state.unaccounted_wh);
+            let on_priors = m.nodes_on_priors.with_label_values(&[&region.id]);
+            if on_priors.get() != state.on_priors.len() as i64 && !state.on_priors.is_empty() {
+                tracing::warn!(
+                    region = %region.id,
+                    nodes = %state.on_priors.iter().take(20).cloned().collect::<Vec<_>>().join(", "),
+                    count = state.on_priors.len(),
+                    "Nodes still judged on the prior loss model after {} hours: their training starves.",
+                    self.config.detector.on_priors_after_hours
+                );
+            }
+            on_priors.set(state.on_priors.len() as i64);
             did_work = true;
         }
         tx.commit().await?;

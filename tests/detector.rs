@@ -663,3 +663,46 @@ async fn a_node_whose_every_window_is_flagged_is_reported_still_on_priors_after_
         .await;
     assert!(learned > 0, "F2 learned its own model");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_under_reading_feeder_meter_shows_below_its_band_in_the_evidence_above_it() {
+    let db = TestDb::migrated().await;
+    seed_grid(&db).await;
+    // From noon of the third day F1's input meter records 20 kWh a window less than flows
+    // through it: the substation above sees energy vanish, F1 itself a residual below its band.
+    let onset = 2 * 96 + 48;
+    let mut rows = registers(0, 3 * 96 + 16, |_| 0.0);
+    for (id, ts, register) in &mut rows {
+        let w = ((*ts - t0()).num_minutes() / 15) as usize;
+        if id == "F1-IN" && w > onset {
+            *register -= 20_000 * (w - onset) as i64;
+        }
+    }
+    store(&db, &rows).await;
+    let mut detector = detector_for(&db);
+    run_detector(&mut detector, &db).await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT suspects, evidence->'nodes_below_band' FROM anomalies
+             WHERE kind = 'diversion' AND node = 'S' AND status <> 'withdrawn'",
+            &[],
+        )
+        .await
+        .expect("a case at the substation");
+    let suspects: Vec<String> = row.get(0);
+    let below: serde_json::Value = row.get(1);
+    assert_eq!(below[0]["node"], "F1", "{below}");
+    assert_eq!(below[0]["relation"], "below");
+    assert_eq!(below[0]["input_meter"], "F1-IN");
+    assert!(
+        below[0]["residual_wh"].as_f64().unwrap_or(0.0) < -100_000.0,
+        "{below}"
+    );
+    assert_eq!(below.as_array().map(Vec::len), Some(1), "F2 is in its band");
+    assert_eq!(suspects.first().map(String::as_str), Some("F1-IN"));
+    let f1 = db
+        .count("SELECT count(*) FROM anomalies WHERE node = 'F1' AND status <> 'withdrawn'")
+        .await;
+    assert_eq!(f1, 0, "a residual below the band is not a theft at F1");
+}

@@ -181,7 +181,27 @@ pub async fn raise_diversion(
             boundary_to_verify = boundary.into_iter().map(|(id, _)| id).collect();
         }
     }
+    // The other sign: nodes near this one whose residual ran below their band over the case.
+    // A node below its parent whose residual falls while the parent's rises has an input meter
+    // that under-reads (the insider's rigged meter: it hides the parent's loss from the child's
+    // own balance); a sibling whose residual falls by as much received load that moved away.
+    let below = below_band(tx, ctx, region, node, start, until).await?;
+    for b in below.iter().rev() {
+        if let Some(meter) = &b.input_meter {
+            if b.relation == "below" {
+                boundary_to_verify.retain(|m| m != meter);
+                boundary_to_verify.insert(0, meter.clone());
+            }
+        }
+    }
     let evidence = json!({
+        "nodes_below_band": below.iter().map(|b| json!({
+            "node": b.node,
+            "relation": b.relation,
+            "residual_wh": b.residual_wh.round(),
+            "sigmas": (b.sigmas * 10.0).round() / 10.0,
+            "input_meter": b.input_meter,
+        })).collect::<Vec<_>>(),
         "summary": format!(
             "Node {node_id} received {:.1} MWh more than it delivered and lost in the case's windows \
              ({:.2} MW on average); its strongest window stood {:.1} standard deviations above the \
@@ -223,6 +243,100 @@ pub async fn raise_diversion(
         evidence,
     };
     Ok(ctx.raise(tx, &condition, ACTOR).await?.id)
+}
+
+/// A node whose residual ran below its band while a case's residual rose.
+struct BelowBand {
+    node: String,
+    /// `below` (inside the case's node) or `beside` (elsewhere under the same parent).
+    relation: &'static str,
+    residual_wh: f64,
+    sigmas: f64,
+    input_meter: Option<String>,
+}
+
+/// How far below its band a node's summed residual must run to be named (in its own sigmas):
+/// three, as for a suspect meter.
+const BELOW_BAND_SIGMAS: f64 = 3.0;
+
+/// The balanced nodes inside `node` (its metered descendants) and beside it (its parent's other
+/// metered descendants) whose residual over `[start, until)` (the last two days at most) ran
+/// more than `BELOW_BAND_SIGMAS` below what their loss model expects, most negative first.
+async fn below_band(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    region: &RegionInfo,
+    node: usize,
+    start: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<BelowBand>, tokio_postgres::Error> {
+    let topology = &ctx.grid.topology;
+    let descendants = |root: usize| {
+        let mut out = Vec::new();
+        let mut stack = topology.nodes[root].children.clone();
+        while let Some(n) = stack.pop() {
+            out.push(n);
+            stack.extend(&topology.nodes[n].children);
+        }
+        out
+    };
+    let inside = descendants(node);
+    let beside: Vec<usize> = topology.nodes[node]
+        .parent
+        .map(|p| {
+            descendants(p)
+                .into_iter()
+                .filter(|n| *n != node && !inside.contains(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let balanced: Vec<(usize, &'static str)> = inside
+        .iter()
+        .map(|&n| (n, "below"))
+        .chain(beside.iter().map(|&n| (n, "beside")))
+        .filter(|(n, _)| region.balanced.iter().any(|(b, _)| b == n))
+        .collect();
+    if balanced.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<i32> = balanced
+        .iter()
+        .map(|(n, _)| ctx.grid.node_keys[*n])
+        .collect();
+    let from = start.max(until - chrono::Duration::days(2));
+    let rows = tx
+        .query(
+            "SELECT node_key, sum(excess_wh), sqrt(sum(sigma_wh * sigma_wh)) FROM detector_node_windows
+             WHERE node_key = ANY($1) AND window_start >= $2 AND window_start < $3
+               AND excess_wh IS NOT NULL
+             GROUP BY node_key HAVING sum(excess_wh) < -$4::float8 * sqrt(sum(sigma_wh * sigma_wh))",
+            &[&keys, &from, &until, &BELOW_BAND_SIGMAS],
+        )
+        .await?;
+    let mut out: Vec<BelowBand> = rows
+        .iter()
+        .filter_map(|r| {
+            let key: i32 = r.get(0);
+            let (n, relation) = balanced[keys.iter().position(|k| *k == key)?];
+            let residual_wh: f64 = r.get(1);
+            let sigma: f64 = r.get(2);
+            Some(BelowBand {
+                node: topology.nodes[n].id.to_string(),
+                relation,
+                residual_wh,
+                sigmas: if sigma > 0.0 {
+                    -residual_wh / sigma
+                } else {
+                    0.0
+                },
+                input_meter: topology.nodes[n]
+                    .input_meter
+                    .map(|m| topology.meters[m].id.to_string()),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.residual_wh.total_cmp(&b.residual_wh));
+    Ok(out)
 }
 
 /// The node's excess per window over `[start, end)`.

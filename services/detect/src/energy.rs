@@ -40,6 +40,19 @@ pub fn register_at(
     at: DateTime<Utc>,
     max_gap: Duration,
 ) -> Option<(f64, bool)> {
+    register_near(readings, at, max_gap, Duration::zero())
+}
+
+/// As [`register_at`], with a reading within `tolerance` of `at` counting as read there: the
+/// value is still interpolated to `at` (a head-end that stamps its poll time, seconds after the
+/// boundary, moves a few seconds' energy between neighbouring windows, which interpolation
+/// undoes), but it is not flagged, so it carries no interpolation error into the balance.
+pub fn register_near(
+    readings: &[RegisterReading],
+    at: DateTime<Utc>,
+    max_gap: Duration,
+    tolerance: Duration,
+) -> Option<(f64, bool)> {
     let after = readings.partition_point(|r| r.ts < at);
     if let Some(exact) = readings.get(after).filter(|r| r.ts == at) {
         return Some((exact.energy_wh as f64, false));
@@ -52,7 +65,8 @@ pub fn register_at(
     }
     let fraction = (at - previous.ts).num_milliseconds() as f64 / span.num_milliseconds() as f64;
     let value = previous.energy_wh as f64 + fraction * (next.energy_wh - previous.energy_wh) as f64;
-    Some((value, true))
+    let near = (at - previous.ts) <= tolerance || (next.ts - at) <= tolerance;
+    Some((value, !near))
 }
 
 /// The energy of each of `windows` (sorted, contiguous or not) from `readings` (sorted by time;
@@ -62,11 +76,22 @@ pub fn window_energies(
     windows: &[Window],
     max_gap: Duration,
 ) -> Vec<WindowEnergy> {
+    window_energies_within(readings, windows, max_gap, Duration::zero())
+}
+
+/// As [`window_energies`], a boundary read within `tolerance` counting as read
+/// ([`register_near`]).
+pub fn window_energies_within(
+    readings: &[RegisterReading],
+    windows: &[Window],
+    max_gap: Duration,
+    tolerance: Duration,
+) -> Vec<WindowEnergy> {
     windows
         .iter()
         .map(|w| {
-            let start = register_at(readings, w.start, max_gap);
-            let end = register_at(readings, w.end, max_gap);
+            let start = register_near(readings, w.start, max_gap, tolerance);
+            let end = register_near(readings, w.end, max_gap, tolerance);
             let backwards = ran_backwards(readings, w);
             match (start, end) {
                 (Some((s, si)), Some((e, ei))) => WindowEnergy {
@@ -163,6 +188,33 @@ mod tests {
         );
         let v = e[0].energy_wh.expect("interpolated");
         assert!((v - 900.0).abs() < 1e-9, "{v}");
+    }
+
+    #[test]
+    fn a_poll_time_stamp_within_the_tolerance_counts_as_read() {
+        let readings = [
+            r("2025-09-30T23:45:10Z", 120),
+            r("2025-10-01T00:00:20Z", 1020),
+            r("2025-10-01T00:15:40Z", 1940),
+            r("2025-10-01T00:31:30Z", 2890),
+        ];
+        let w = windows("2025-10-01T00:00:00Z", "2025-10-01T00:30:00Z");
+        let e = window_energies_within(&readings, &w, Duration::hours(6), Duration::seconds(60));
+        assert!(
+            !e[0].interpolated,
+            "00:00:20 and 00:15:40 are within a minute"
+        );
+        assert!(e[1].interpolated, "00:31:30 is not");
+        assert!(
+            e[0].energy_wh.is_some_and(|v| (v - 900.0).abs() < 20.0),
+            "{e:?}"
+        );
+        let strict = window_energies(&readings, &w, Duration::hours(6));
+        assert!(strict[0].interpolated);
+        assert_eq!(
+            strict[0].energy_wh, e[0].energy_wh,
+            "same value, flagged or not"
+        );
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub struct DetectorConfig {
     pub regions: Vec<String>,
     /// Longest gap between two readings of a meter bridged by interpolation (hours, default 6).
     pub max_gap_hours: i64,
+    /// A reading this close to a window boundary counts as read there (seconds, default 60):
+    /// head-ends that stamp their poll time do so seconds after the boundary (3 to 55 s were
+    /// seen). Its energy is still interpolated to the boundary, but carries no interpolation
+    /// error into the balance; readings farther off do, as a gap does.
+    pub boundary_tolerance_secs: i64,
     /// Days of a node's history its loss model is fitted on (default 7).
     pub history_days: i64,
     /// Windows evaluated per region in one transaction (default 192: two days), so that a
@@ -119,6 +124,7 @@ impl Default for DetectorConfig {
             poll_ms: 1000,
             regions: Vec::new(),
             max_gap_hours: 6,
+            boundary_tolerance_secs: 60,
             history_days: 7,
             max_windows_per_cycle: 192,
             reevaluation_horizon_hours: 24,

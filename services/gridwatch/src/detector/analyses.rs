@@ -302,8 +302,14 @@ async fn unpaid_since_its_start(
         return Ok(());
     }
     let whole = [Window { start, end }];
-    let energies =
-        super::readings::energies(tx, keys, &whole, Duration::hours(ctx.cfg.max_gap_hours)).await?;
+    let energies = super::readings::energies(
+        tx,
+        keys,
+        &whole,
+        Duration::hours(ctx.cfg.max_gap_hours),
+        Duration::seconds(ctx.cfg.boundary_tolerance_secs),
+    )
+    .await?;
     let Some(metered) = keys
         .iter()
         .map(|k| energies.get(*k, 0))

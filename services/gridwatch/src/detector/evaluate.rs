@@ -137,6 +137,7 @@ pub async fn evaluate(
         meter_keys,
         windows,
         Duration::hours(ctx.cfg.max_gap_hours),
+        Duration::seconds(ctx.cfg.boundary_tolerance_secs),
     )
     .await?;
     tracing::debug!(region = %region.id, windows = windows.len(), ms = started.elapsed().as_millis() as u64, "Read the windows' energies.");

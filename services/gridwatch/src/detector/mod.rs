@@ -540,6 +540,7 @@ impl Detector {
             meter_keys,
             &windows,
             Duration::hours(self.config.detector.max_gap_hours),
+            Duration::seconds(self.config.detector.boundary_tolerance_secs),
         )
         .await
         .context("Failed to load the recent readings")?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use tokio_postgres::GenericClient;
 
-use gridwatch_detect::energy::{window_energies, RegisterReading, WindowEnergy};
+use gridwatch_detect::energy::{window_energies_within, RegisterReading, WindowEnergy};
 use gridwatch_detect::window::Window;
 
 /// Readings loaded around the windows to interpolate their boundaries: the reading before and
@@ -43,12 +43,14 @@ impl Energies {
 }
 
 /// Loads the registers of `meter_keys` around `windows` (sorted, contiguous) and computes their
-/// energies, bridging gaps up to `max_gap`.
+/// energies, bridging gaps up to `max_gap`; a reading within `tolerance` of a boundary counts as
+/// read there.
 pub async fn energies(
     client: &impl GenericClient,
     meter_keys: &[i32],
     windows: &[Window],
     max_gap: Duration,
+    tolerance: Duration,
 ) -> Result<Energies, tokio_postgres::Error> {
     let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
         return Ok(Energies {
@@ -90,7 +92,10 @@ pub async fn energies(
         .iter()
         .map(|k| {
             let series = readings.get(k).map(Vec::as_slice).unwrap_or(&[]);
-            (*k, window_energies(series, windows, max_gap))
+            (
+                *k,
+                window_energies_within(series, windows, max_gap, tolerance),
+            )
         })
         .collect();
     Ok(Energies { by_meter })

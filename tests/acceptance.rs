@@ -234,6 +234,42 @@ async fn households_moved_to_a_neighbouring_feeder_are_a_topology_change_not_a_t
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_diversion_is_flagged_with_slow_profiles_and_poll_time_stamps_mixed_in() {
+    // A tenth of the homes store 30-minute profiles, a twentieth hourly ones, and the head-end
+    // stamps the poll time (3 to 55 s late) of 15 % of them.
+    let mut config = with(
+        grid(600, 5, 17),
+        serde_json::json!({"name": "small-diversion", "share": 0.03, "onset_hours": 72}),
+    );
+    config.meters.household_half_hourly_share = 0.10;
+    config.meters.household_hourly_share = 0.05;
+    config.meters.household_poll_stamped_share = 0.15;
+    let outcome = run(config, LIMIT).await;
+    let injection = outcome
+        .truth
+        .injected
+        .iter()
+        .find(|i| i.kind == InjectionKind::Diversion)
+        .expect("injected");
+    let node = injection.node.as_ref().expect("a feeder").to_string();
+    let diversions = outcome.of_kind("diversion");
+    let case = diversions
+        .iter()
+        .find(|a| a.node.as_deref() == Some(node.as_str()))
+        .unwrap_or_else(|| panic!("no case on {node}: {diversions:#?}"));
+    let delay = case.started_at - injection.started_at;
+    assert!(
+        delay < chrono::Duration::hours(24),
+        "started {delay} after onset"
+    );
+    let others: Vec<_> = diversions
+        .iter()
+        .filter(|a| a.node.as_deref() != Some(node.as_str()) && a.severity != "info")
+        .collect();
+    assert!(others.is_empty(), "false cases elsewhere: {others:#?}");
+}
+
 /// The injected diversion and the one open case on its node (asserted).
 fn one_open_case_on_the_diverted_node(
     outcome: &support::scenario::Outcome,

@@ -61,6 +61,13 @@ impl Measurement {
         }
     }
 
+    /// The same meter read `delay_s` seconds after each labelled boundary (a head-end that
+    /// stamps its poll time): its register holds that much more energy, as a late clock does.
+    pub(crate) fn delayed(mut self, delay_s: u32) -> Measurement {
+        self.clock_skew_h += f64::from(delay_s) / SECONDS_PER_HOUR;
+        self
+    }
+
     /// The register at the start of the run, Wh (before any interval).
     #[cfg(test)]
     pub(crate) fn register_wh(&self) -> f64 {

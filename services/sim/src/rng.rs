@@ -48,6 +48,8 @@ pub(crate) enum Purpose {
     Diversion = 14,
     /// A tampering device's daily parameters.
     Tamper = 15,
+    /// A meter's reading schedule: its profile's cadence and its head-end's time stamps.
+    Schedule = 16,
 }
 
 /// SplitMix64's finaliser: a cheap, well-mixed hash of one 64-bit word.

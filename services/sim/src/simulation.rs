@@ -185,6 +185,11 @@ impl Simulation {
                 registered_wh: reading.registered_wh,
                 register_wh: reading.register_wh,
             });
+            // A meter storing a slower profile is read at its own boundaries only.
+            let every = u64::from(self.grid.meters[m].schedule.every.max(1));
+            if !(index + 1).is_multiple_of(every) {
+                continue;
+            }
             let pending = Pending {
                 meter: m as u32,
                 label: index as u32,
@@ -313,12 +318,15 @@ impl Simulation {
     /// The messages carrying `delivered`, published at the end of interval `index`.
     fn messages(&self, index: u64, delivered: &[Pending]) -> Vec<OutMessage> {
         let now_ts = payload::timestamp(self.clock.interval_end(index));
-        let ts_of = |label: u32| -> Cow<'_, str> {
-            if u64::from(label) == index {
+        // A head-end that stamps its poll time labels the reading seconds after the boundary.
+        let ts_of = |meter: u32, label: u32| -> Cow<'_, str> {
+            let delay_s = self.grid.meters[meter as usize].schedule.delay_s;
+            if u64::from(label) == index && delay_s == 0 {
                 Cow::Borrowed(now_ts.as_str())
             } else {
                 Cow::Owned(payload::timestamp(
-                    self.clock.interval_end(u64::from(label)),
+                    self.clock.interval_end(u64::from(label))
+                        + chrono::Duration::seconds(i64::from(delay_s)),
                 ))
             }
         };
@@ -331,7 +339,7 @@ impl Simulation {
                 None => messages.push(OutMessage {
                     topic: OutTopic::Meter(meter.id.clone()),
                     payload: payload::meter_payload(
-                        &ts_of(reading.label),
+                        &ts_of(reading.meter, reading.label),
                         reading.register_wh,
                         reading.power_w,
                     ),
@@ -341,7 +349,8 @@ impl Simulation {
         let batch_max = self.config.network.gateway_batch_max.max(1) as usize;
         for (gateway, readings) in by_gateway.iter().enumerate() {
             for batch in readings.chunks(batch_max) {
-                let stamps: Vec<Cow<'_, str>> = batch.iter().map(|r| ts_of(r.label)).collect();
+                let stamps: Vec<Cow<'_, str>> =
+                    batch.iter().map(|r| ts_of(r.meter, r.label)).collect();
                 let elements: Vec<GatewayElement<'_>> = batch
                     .iter()
                     .zip(&stamps)

@@ -149,3 +149,60 @@ fn the_default_network_loses_delays_duplicates_and_reorders_but_never_alters() {
     assert!(out_of_order > 0, "no reading arrived after a newer one");
     assert!(bursts > 0, "no meter came back from a silence with a burst");
 }
+
+#[test]
+fn slower_profiles_and_poll_time_stamps_follow_the_configured_shares() {
+    let mut config = small_config(3);
+    config.network = NetworkConfig::perfect();
+    config.meters.household_half_hourly_share = 0.3;
+    config.meters.household_hourly_share = 0.2;
+    config.meters.household_poll_stamped_share = 0.5;
+    let mut simulation = Simulation::new(config).expect("valid");
+    let households_ids: HashSet<String> = simulation
+        .registry()
+        .meters
+        .iter()
+        .filter(|m| m.class == gridwatch_core::registry::MeterClass::Household)
+        .map(|m| m.id.to_string())
+        .collect();
+    let mut per_meter: HashMap<String, Vec<i64>> = HashMap::new();
+    while let Some(interval) = simulation.next_interval() {
+        for (meter, ts, _) in readings_of(&interval) {
+            per_meter.entry(meter).or_default().push(ts);
+        }
+    }
+    let (mut quarter, mut half, mut hour, mut stamped, mut households) = (0, 0, 0, 0, 0);
+    for (meter, stamps) in &per_meter {
+        if !households_ids.contains(meter) {
+            continue;
+        }
+        let step = stamps.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+        let offset = stamps[0].rem_euclid(900);
+        assert!(
+            offset == 0 || (3..=55).contains(&offset),
+            "{meter} stamped {offset} s after the boundary"
+        );
+        households += 1;
+        stamped += usize::from(offset > 0);
+        match step {
+            900 => quarter += 1,
+            1800 => half += 1,
+            3600 => hour += 1,
+            other => panic!("{meter} reads every {other} s"),
+        }
+    }
+    let share = |n: usize| n as f64 / households as f64;
+    assert!(households >= 50, "{households}");
+    assert!(
+        (share(half) - 0.3).abs() < 0.15,
+        "half-hourly {half} of {households}"
+    );
+    assert!(
+        (share(hour) - 0.2).abs() < 0.15,
+        "hourly {hour} of {households}"
+    );
+    assert!(
+        quarter > 0 && (share(stamped) - 0.5).abs() < 0.2,
+        "stamped {stamped}"
+    );
+}

@@ -103,6 +103,17 @@ pub struct MeterConfig {
     pub clock_skew_max_s: f64,
     /// Noise on the reported average power, as a share. Default 0.01.
     pub power_noise_share: f64,
+    /// Share of household meters whose head-end stamps the time it polled the register, a few
+    /// seconds after the boundary (`poll_delay_s`), instead of the boundary. Default 0.
+    pub household_poll_stamped_share: f64,
+    /// Range of a poll-stamped meter's delay after the boundary, seconds (drawn once per
+    /// meter). Default [3, 55].
+    pub poll_delay_s: [f64; 2],
+    /// Share of household meters that store a 30-minute profile (one reading every second
+    /// interval). Default 0.
+    pub household_half_hourly_share: f64,
+    /// Share of household meters that store a 60-minute profile. Default 0.
+    pub household_hourly_share: f64,
 }
 
 impl Default for MeterConfig {
@@ -119,6 +130,10 @@ impl Default for MeterConfig {
             clock_skew_sigma_s: 3.0,
             clock_skew_max_s: 10.0,
             power_noise_share: 0.01,
+            household_poll_stamped_share: 0.0,
+            poll_delay_s: [3.0, 55.0],
+            household_half_hourly_share: 0.0,
+            household_hourly_share: 0.0,
         }
     }
 }
@@ -160,7 +175,25 @@ impl MeterConfig {
             120.0,
         )?;
         check_value("meters.clock_skew_max_s", self.clock_skew_max_s, 0.0, 120.0)?;
-        check_value("meters.power_noise_share", self.power_noise_share, 0.0, 0.5)
+        check_value("meters.power_noise_share", self.power_noise_share, 0.0, 0.5)?;
+        check_share(
+            "meters.household_poll_stamped_share",
+            self.household_poll_stamped_share,
+        )?;
+        check_share(
+            "meters.household_half_hourly_share",
+            self.household_half_hourly_share,
+        )?;
+        check_share("meters.household_hourly_share", self.household_hourly_share)?;
+        if self.household_half_hourly_share + self.household_hourly_share > 1.0 {
+            return Err(SimError::config(format!(
+                "meters.household_half_hourly_share + household_hourly_share is {}, must be at most 1",
+                self.household_half_hourly_share + self.household_hourly_share
+            )));
+        }
+        let [low, high] = self.poll_delay_s;
+        check_value("meters.poll_delay_s[0]", low, 0.0, 600.0)?;
+        check_value("meters.poll_delay_s[1]", high, low, 600.0)
     }
 }
 

@@ -9,7 +9,7 @@
 use gridwatch_core::ids::{GatewayId, LicenceId, MeterId, NodeId};
 use gridwatch_core::registry::{MeterClass, MeterRole};
 
-use super::{Consumer, Farm, Grid, GridMeter, GridNode, GridRegion, NodeKind};
+use super::{Consumer, Farm, Grid, GridMeter, GridNode, GridRegion, NodeKind, ReadingSchedule};
 use crate::calendar::Clock;
 use crate::config::{NodeLossConfig, RegionConfig, SimConfig};
 use crate::error::SimError;
@@ -107,6 +107,7 @@ impl Grid {
                     0.0,
                     rng::stream(config.seed, key, Purpose::Measurement),
                 ),
+                schedule: ReadingSchedule::default(),
             });
             Some(meter)
         } else {
@@ -370,6 +371,11 @@ impl Grid {
         };
         let initial = initial_register_wh(config, key, load.nominal_mean_w());
         let consumer = self.consumers.len();
+        let schedule = if class == MeterClass::Household {
+            reading_schedule(config, key)
+        } else {
+            ReadingSchedule::default()
+        };
         self.meters.push(GridMeter {
             id: meter_id(id)?,
             node,
@@ -384,7 +390,9 @@ impl Grid {
                 accuracy_pct,
                 initial,
                 rng::stream(config.seed, key, Purpose::Measurement),
-            ),
+            )
+            .delayed(schedule.delay_s),
+            schedule,
         });
         self.consumers.push(Consumer {
             meter,
@@ -440,6 +448,35 @@ impl Grid {
 }
 
 /// A register value for a meter that has counted `mean_w` for a few years.
+/// A household meter's reading schedule, from its own stream (so that the default of every
+/// meter read at every boundary draws nothing and changes no other stream).
+fn reading_schedule(config: &SimConfig, key: u64) -> ReadingSchedule {
+    let meters = &config.meters;
+    let mut schedule = ReadingSchedule::default();
+    if meters.household_poll_stamped_share <= 0.0
+        && meters.household_half_hourly_share <= 0.0
+        && meters.household_hourly_share <= 0.0
+    {
+        return schedule;
+    }
+    let mut rng = rng::stream(config.seed, key, Purpose::Schedule);
+    let profile = rng::uniform(&mut rng, [0.0, 1.0]);
+    let minutes = if profile < meters.household_half_hourly_share {
+        30
+    } else if profile < meters.household_half_hourly_share + meters.household_hourly_share {
+        60
+    } else {
+        config.interval_minutes
+    };
+    if minutes % config.interval_minutes.max(1) == 0 {
+        schedule.every = (minutes / config.interval_minutes.max(1)).max(1);
+    }
+    if rng::chance(&mut rng, meters.household_poll_stamped_share) {
+        schedule.delay_s = rng::uniform(&mut rng, meters.poll_delay_s).round() as u32;
+    }
+    schedule
+}
+
 fn initial_register_wh(config: &SimConfig, key: u64, mean_w: f64) -> f64 {
     let mut rng = rng::stream(config.seed, key, Purpose::InitialRegister);
     (rng::uniform(&mut rng, METER_AGE_YEARS) * HOURS_PER_YEAR * mean_w.max(0.0)).floor()

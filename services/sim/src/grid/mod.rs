@@ -78,6 +78,27 @@ pub(crate) struct GridMeter {
     /// The licensed farm it meters.
     pub farm: Option<usize>,
     pub measurement: Measurement,
+    /// When it is read.
+    pub schedule: ReadingSchedule,
+}
+
+/// When a meter's register is read and how the reading is stamped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ReadingSchedule {
+    /// Intervals between readings (1: every interval; 2: a 30-minute profile of 15-minute
+    /// intervals).
+    pub every: u32,
+    /// Seconds after the boundary the reading is taken and stamped (a head-end's poll time).
+    pub delay_s: u32,
+}
+
+impl Default for ReadingSchedule {
+    fn default() -> Self {
+        ReadingSchedule {
+            every: 1,
+            delay_s: 0,
+        }
+    }
 }
 
 /// Consumers moved to another node at some interval (topology change).

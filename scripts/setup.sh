@@ -3,9 +3,11 @@
 # PostgreSQL, and checks the Rust toolchain. Idempotent: on a machine where everything runs
 # already it only checks. Used by scripts/demo.sh and scripts/test.sh.
 #
-#   scripts/setup.sh           PostgreSQL, Mosquitto (broker and clients), the Rust toolchain
+#   scripts/setup.sh           PostgreSQL, Mosquitto (broker and clients), a C toolchain and
+#                              pkg-config for the build; checks the Rust toolchain
 #   scripts/setup.sh --test    the same, plus what the test suite uses: promtool and amtool
-#                              (prometheus, prometheus-alertmanager), Chromium for the web page
+#                              (prometheus, prometheus-alertmanager), Chromium for the web page,
+#                              python3 with PyYAML for the deployment checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,14 @@ command -v psql >/dev/null || packages+=(postgresql-client)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || packages+=(mosquitto)
 command -v mosquitto_passwd >/dev/null || packages+=(mosquitto)
 command -v mosquitto_pub >/dev/null || packages+=(mosquitto-clients)
+# The Rust build links through the system C toolchain (the linker `cc`) and some crates' build
+# scripts look libraries up with pkg-config; a minimal Debian with only rustup has neither.
+command -v cc >/dev/null || packages+=(build-essential)
+command -v pkg-config >/dev/null || packages+=(pkg-config)
 if $want_test; then
+    # The deployment checks (scripts/check-deploy.sh) read the YAML files with PyYAML.
+    command -v python3 >/dev/null || packages+=(python3)
+    python3 -c 'import yaml' >/dev/null 2>&1 || packages+=(python3-yaml)
     command -v promtool >/dev/null || packages+=(prometheus)
     command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
     command -v chromium >/dev/null || packages+=(chromium)

@@ -231,7 +231,7 @@ async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
 }
 
 /// Copies one interval's registers into `readings`; returns how many.
-async fn copy_interval(
+pub(super) async fn copy_interval(
     client: &mut Client,
     meter_keys: &[i32],
     interval: &gridwatch_sim::Interval,
@@ -250,7 +250,7 @@ async fn copy_interval(
 }
 
 /// Tells the detector what was stored, as ingest does.
-async fn touch(
+pub(super) async fn touch(
     client: &Client,
     region_key: i32,
     from: DateTime<Utc>,

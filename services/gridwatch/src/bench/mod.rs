@@ -2,9 +2,12 @@
 //!
 //! - `gridwatch bench ingest`: the ingest pipeline against its ceilings (docs/BENCHMARKS.md).
 //! - `gridwatch bench detect`: one window for 100,000 meters, and the 30-day replay.
+//! - `gridwatch bench quality`: detection rate, delay, energy error and false cases by theft and
+//!   node size (docs/DETECTION.md).
 
 pub mod detect;
 pub mod ingest;
+pub mod quality;
 
 use clap::Subcommand;
 
@@ -17,6 +20,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestBenchArgs),
     /// Detector cost: one window for 100,000 meters, and a 30-day replay through MQTT.
     Detect(detect::DetectBenchArgs),
+    /// Detection quality: rate, delay, energy error and false cases by theft and node size.
+    Quality(quality::QualityBenchArgs),
     /// (Used by `bench ingest`.) A subscriber that only acknowledges, for the MQTT ceiling.
     #[command(hide = true)]
     AckOnly,
@@ -27,6 +32,7 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args, config).await,
         BenchCommand::Detect(args) => detect::run(args, config).await,
+        BenchCommand::Quality(args) => quality::run(args, config).await,
         BenchCommand::AckOnly => ingest::ack_only(config).await,
     }
 }

@@ -121,6 +121,12 @@ pub struct LossModel {
     /// losses of a node lightly loaded at night are not mistaken for theft.
     #[serde(default)]
     pub typical_load_wh: f64,
+    /// The largest residual the node showed in its training windows, Wh (their 99th
+    /// percentile; 0 for the prior): the cap on the expected residual is never below what the
+    /// node was seen to lose. Street lighting on a feeder of five homes draws twenty times their
+    /// night load, and a lamp is learned from the hours it is dark.
+    #[serde(default)]
+    pub seen_residual_wh: f64,
     /// Spread of the residual around the model, Wh (learned models).
     pub sigma_wh: f64,
     /// Spread as a share of input (the prior).
@@ -140,6 +146,7 @@ impl LossModel {
             slot_load_wh: Vec::new(),
             slot_sigma_wh: Vec::new(),
             typical_load_wh: 0.0,
+            seen_residual_wh: 0.0,
             sigma_wh: 0.0,
             sigma_fraction: params.prior_sigma_fraction,
             samples: 0,
@@ -225,6 +232,13 @@ impl LossModel {
             slot_load_wh: fit.slot_load,
             slot_sigma_wh: slot_sigma,
             typical_load_wh: median(&usable.iter().map(|s| s.load_wh).collect::<Vec<_>>()),
+            seen_residual_wh: quantile_abs(
+                &usable
+                    .iter()
+                    .map(|s| s.residual_wh.max(0.0))
+                    .collect::<Vec<_>>(),
+                0.99,
+            ),
             sigma_wh: sigma,
             sigma_fraction: 0.0,
             samples: usable.len(),
@@ -233,7 +247,8 @@ impl LossModel {
 
     /// The residual expected for a load of `load_wh` in a window starting in `slot`, capped at
     /// `max_loss_fraction` of the largest of this load, the node's typical load and its usual
-    /// load in its busiest half hour. The busiest half hour counts because street lighting on
+    /// load in its busiest half hour, or at what the node was seen to lose in its training
+    /// windows (`seen_residual_wh`) where that is more. The busiest half hour counts because street lighting on
     /// a small transformer draws more than its homes at night (a 4 kW row of lamps over eleven
     /// homes using 1 to 3 kW): capped at the night's load, the lamps the model learned showed
     /// as an excess every evening. A theft already running at start-up never teaches the model
@@ -243,7 +258,8 @@ impl LossModel {
         let base =
             self.no_load_wh + self.linear * load_wh + self.quadratic_per_wh * load_wh * load_wh;
         let busiest = self.slot_load_wh.iter().copied().fold(0.0f64, f64::max);
-        let cap = params.max_loss_fraction * load_wh.abs().max(self.typical_load_wh).max(busiest);
+        let cap = (params.max_loss_fraction * load_wh.abs().max(self.typical_load_wh).max(busiest))
+            .max(self.seen_residual_wh);
         let offset = self
             .slot_offsets_wh
             .get(usize::from(slot) % SLOTS)

@@ -532,7 +532,11 @@ mod tests {
                 } else {
                     300.0
                 };
-                let lamps = if hour >= 16 || hour < 2 { 1_000.0 } else { 0.0 };
+                let lamps = if !(2..16).contains(&hour) {
+                    1_000.0
+                } else {
+                    0.0
+                };
                 let wobble = ((d * 96 + w) * 37 % 11) as f64 - 5.0;
                 samples.push(ResidualSample {
                     load_wh: load + wobble,

@@ -31,7 +31,7 @@ use gridwatch_detect::tamper::{
 };
 use gridwatch_detect::window::Window;
 
-use super::cases::{to_store, ACTOR};
+use super::cases::ACTOR;
 use super::evaluate::{window_number, Context, RegionState};
 use super::grid::RegionInfo;
 use crate::anomalies::NewAnomaly;
@@ -755,7 +755,7 @@ async fn raise_finding(
         loss_kzt: (loss_kzt * 100.0).round() / 100.0,
         score: (finding.score * 100.0).round() / 100.0,
         confidence: finding.confidence,
-        severity: to_store(level),
+        severity: level,
         suspects: finding.suspects.clone(),
         evidence: match finding.evidence.clone() {
             serde_json::Value::Object(mut map) => {

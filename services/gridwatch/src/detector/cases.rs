@@ -58,18 +58,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Converts the detector's severity into the store's.
-pub fn to_store(s: gridwatch_detect::finding::Severity) -> Severity {
-    use gridwatch_detect::finding::Severity as D;
-    match s {
-        D::Info => Severity::Info,
-        D::Low => Severity::Low,
-        D::Medium => Severity::Medium,
-        D::High => Severity::High,
-        D::Critical => Severity::Critical,
-    }
-}
-
 /// Confidence of a diversion from how far its strongest window stood beyond the per-window
 /// threshold: 0.6 for a case only the cumulative test caught, rising to 0.99 for one ten times
 /// beyond.
@@ -234,7 +222,7 @@ pub async fn raise_diversion(
         loss_kzt: (loss_kzt * 100.0).round() / 100.0,
         score: (max_z * 100.0).round() / 100.0,
         confidence: diversion_confidence(max_z, ctx.thresholds.window_z),
-        severity: to_store(severity),
+        severity,
         suspects: suspects
             .iter()
             .map(|s| s.meter.clone())

@@ -407,6 +407,23 @@ async fn an_overrun_longer_than_the_week_judged_counts_every_unpaid_hour() {
     );
 }
 
+/// `rows` with the registers of RIG-1: a home like its neighbours until window `onset`, then
+/// one 3,250 W machine around the clock, up to window `windows`.
+fn with_rig(
+    mut rows: Vec<(String, DateTime<Utc>, i64)>,
+    onset: usize,
+    windows: usize,
+) -> Vec<(String, DateTime<Utc>, i64)> {
+    let mut register = 0.0;
+    rows.push(("RIG-1".to_string(), t0(), 0));
+    for w in 0..windows {
+        register += if w < onset { household_wh(7, w) } else { 812.5 };
+        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
+        rows.push(("RIG-1".to_string(), ts, register.round() as i64));
+    }
+    rows
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlicensed_mining_longer_than_the_profile_read_counts_its_whole_energy() {
     let db = TestDb::migrated().await;
@@ -424,15 +441,11 @@ async fn unlicensed_mining_longer_than_the_profile_read_counts_its_whole_energy(
     let days = 20;
     let onset = 3 * 96;
     let windows = days * 96;
-    let mut rows = registers(0, windows, |_| 0.0);
-    let mut register = 0.0;
-    rows.push(("RIG-1".to_string(), t0(), 0));
-    for w in 0..windows {
-        register += if w < onset { household_wh(7, w) } else { 812.5 };
-        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
-        rows.push(("RIG-1".to_string(), ts, register.round() as i64));
-    }
-    store(&db, &rows).await;
+    store(
+        &db,
+        &with_rig(registers(0, windows, |_| 0.0), onset, windows),
+    )
+    .await;
     let mut detector = detector_for(&db);
     run_detector(&mut detector, &db).await;
     let rows = client
@@ -482,15 +495,11 @@ async fn a_region_in_another_time_zone_is_analysed_by_its_local_days() {
         .expect("a time zone and a household that will mine");
     let windows = 20 * 96;
     let onset = 3 * 96;
-    let mut rows = registers(0, windows, |_| 0.0);
-    let mut register = 0.0;
-    rows.push(("RIG-1".to_string(), t0(), 0));
-    for w in 0..windows {
-        register += if w < onset { household_wh(7, w) } else { 812.5 };
-        let ts = t0() + Duration::minutes(15 * (w as i64 + 1));
-        rows.push(("RIG-1".to_string(), ts, register.round() as i64));
-    }
-    store(&db, &rows).await;
+    store(
+        &db,
+        &with_rig(registers(0, windows, |_| 0.0), onset, windows),
+    )
+    .await;
     let mut detector = detector_for(&db);
     run_detector(&mut detector, &db).await;
     let row = client

@@ -96,25 +96,7 @@ async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
     }))?];
     let generated = Instant::now();
     let mut simulation = Simulation::new(sim_config).context("Invalid benchmark simulation")?;
-    crate::registry::store::import_document(&mut client, simulation.registry(), "bench")
-        .await
-        .map_err(|e| anyhow::anyhow!("The simulated registry was refused: {e}"))?;
-    let keys: std::collections::HashMap<String, i32> = client
-        .query("SELECT id, meter_key FROM meters", &[])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let meter_keys: Vec<i32> = simulation
-        .registry()
-        .meters
-        .iter()
-        .map(|m| keys.get(&m.id.to_string()).copied().unwrap_or(-1))
-        .collect();
-    let region_key: i32 = client
-        .query_one("SELECT min(region_key) FROM regions", &[])
-        .await?
-        .get(0);
+    let (meter_keys, region_key) = import_registry(&mut client, &simulation).await?;
     let nodes = simulation.registry().nodes.len();
     let balanced: i64 = client
         .query_one(
@@ -228,6 +210,34 @@ async fn window_benchmark(args: &DetectBenchArgs, config: &Config) -> anyhow::Re
         );
     }
     Ok(())
+}
+
+/// Imports the simulation's registry; returns each simulated meter's database key (-1 for one
+/// the registry refused) and the region's key.
+pub(super) async fn import_registry(
+    client: &mut Client,
+    simulation: &Simulation,
+) -> anyhow::Result<(Vec<i32>, i32)> {
+    crate::registry::store::import_document(client, simulation.registry(), "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("The simulated registry was refused: {e}"))?;
+    let keys: std::collections::HashMap<String, i32> = client
+        .query("SELECT id, meter_key FROM meters", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let meter_keys = simulation
+        .registry()
+        .meters
+        .iter()
+        .map(|m| keys.get(&m.id.to_string()).copied().unwrap_or(-1))
+        .collect();
+    let region_key: i32 = client
+        .query_one("SELECT min(region_key) FROM regions", &[])
+        .await?
+        .get(0);
+    Ok((meter_keys, region_key))
 }
 
 /// Copies one interval's registers into `readings`; returns how many.

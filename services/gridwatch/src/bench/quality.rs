@@ -135,25 +135,7 @@ async fn one_run(
         Vec::new()
     };
     let mut simulation = Simulation::new(sim_config).context("invalid simulation")?;
-    crate::registry::store::import_document(&mut client, simulation.registry(), "bench")
-        .await
-        .map_err(|e| anyhow::anyhow!("the simulated registry was refused: {e}"))?;
-    let keys: std::collections::HashMap<String, i32> = client
-        .query("SELECT id, meter_key FROM meters", &[])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let meter_keys: Vec<i32> = simulation
-        .registry()
-        .meters
-        .iter()
-        .map(|m| keys.get(&m.id.to_string()).copied().unwrap_or(-1))
-        .collect();
-    let region_key: i32 = client
-        .query_one("SELECT min(region_key) FROM regions", &[])
-        .await?
-        .get(0);
+    let (meter_keys, region_key) = super::detect::import_registry(&mut client, &simulation).await?;
     let start = simulation.config().start;
     client
         .execute(

@@ -54,6 +54,23 @@ pub enum CaseEvent {
     },
 }
 
+impl CaseEvent {
+    /// A diversion case's rise: (node, first window, judged up to, still open); `None` for a
+    /// data gap. An open case is judged up to `last_end`, the end of the run evaluated.
+    pub fn rise(
+        &self,
+        last_end: Option<DateTime<Utc>>,
+    ) -> Option<(usize, DateTime<Utc>, DateTime<Utc>, bool)> {
+        match self {
+            CaseEvent::Open { node, case } => {
+                Some((*node, case.start, last_end.unwrap_or(case.start), true))
+            }
+            CaseEvent::Ended { node, case } => Some((*node, case.start, case.end, false)),
+            CaseEvent::GapOpen { .. } | CaseEvent::GapEnded { .. } => None,
+        }
+    }
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -352,15 +352,8 @@ pub async fn evaluate(
     let mut raised = Vec::new();
     let first_start = windows.first().map(|w| w.start);
     for event in &events {
-        let id = match event {
-            CaseEvent::Ended { .. } | CaseEvent::Open { .. } => {
-                let (node, start, until, open) = match event {
-                    CaseEvent::Open { node, case } => {
-                        (*node, case.start, last_end.unwrap_or(case.start), true)
-                    }
-                    CaseEvent::Ended { node, case } => (*node, case.start, case.end, false),
-                    _ => continue,
-                };
+        let id = match event.rise(last_end) {
+            Some((node, start, until, open)) => {
                 let due = first_start
                     .is_some_and(|from| super::moves::checkpoint(ctx, start, from, until) || !open);
                 match super::moves::look_for(tx, ctx, region, rs, node, start, until, due, open)
@@ -373,9 +366,7 @@ pub async fn evaluate(
                     }
                 }
             }
-            CaseEvent::GapEnded { .. } | CaseEvent::GapOpen { .. } => {
-                raise_gap(tx, ctx, region, event).await?
-            }
+            None => raise_gap(tx, ctx, region, event).await?,
         };
         raised.push(id);
     }
